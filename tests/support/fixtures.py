@@ -1,0 +1,3 @@
+"""Fixtures shared by several test modules (Docker engine, base images, local registry, ...)."""
+
+from __future__ import annotations
