@@ -1,0 +1,3 @@
+"""Fixtures (see tests/conftest.py)."""
+
+from __future__ import annotations
