@@ -1,0 +1,159 @@
+"""The catalog: what each LMI release and instance type is, as validated data (``*.yaml`` here).
+
+Loaded once and validated at start; a broken catalog is a bug in this repository and fails loudly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+HERE = Path(__file__).parent
+DeviceKind = Literal["gpu", "neuron", "cpu"]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AotTool(_Data):
+    tool: str
+    command: list[str]
+    args: list[str]
+    marker: Literal["trtllm-build-config", "triton-repo", "neuron-config"]
+    toolchain_version_cmd: list[str] = Field(default_factory=list)
+
+
+class Release(_Data):
+    family: str
+    version: str
+    tag: str
+    tag_evidence: Literal["documented", "inferred", "local"]
+    cuda: str | None = None
+    python: str | None = None
+    libraries: dict[str, str] = Field(default_factory=dict)
+    serving_features: list[str]
+    rolling_batch: list[str]
+    default_rolling_batch: str
+    default_engine: str
+    default_entry_point: str | None
+    default_tensor_parallel_degree: str
+    default_max_rolling_batch_size: dict[str, int]
+    model_loading_timeout: int
+    predict_timeout: int
+    output_formatters: list[str]
+    quantize: dict[str, list[str]] = Field(default_factory=dict)
+    aot: AotTool | None = None
+
+    def max_rolling_batch_default(self, rolling_batch: str) -> int:
+        table = self.default_max_rolling_batch_size
+        return table.get(rolling_batch, table["default"])
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return version_tuple(self.version)
+
+
+class Family(_Data):
+    description: str
+    repository: str
+    registry: str | None = None  # None: the region's DLC ECR registry
+    sagemaker_framework: str | None = None
+    device_kinds: list[DeviceKind]
+    min_compute_capability: str | None = None
+
+
+class Backend(_Data):
+    engine: str | None
+    entry_point: str | None
+
+
+class Instance(_Data):
+    name: str  # e.g. g5.12xlarge (no ml. prefix)
+    family: str
+    accelerator: str
+    kind: DeviceKind
+    devices: int  # GPUs, NeuronCores, or 1 for CPU
+    memory_gib: float  # per device (0 for CPU)
+    host_memory_gib: int
+    compute_capability: str | None = None
+    neuron_arch: str | None = None
+    chips: int | None = None
+
+    @property
+    def arch(self) -> str:
+        if self.kind == "gpu" and self.compute_capability:
+            return "sm_" + self.compute_capability.replace(".", "")
+        if self.kind == "neuron":
+            return self.neuron_arch or "neuron"
+        return "cpu"
+
+    @property
+    def device_memory_bytes(self) -> int:
+        return int(self.memory_gib * (1 << 30))
+
+
+class Catalog(_Data):
+    families: dict[str, Family]
+    backends: dict[str, Backend]
+    releases: list[Release]
+    instances: dict[str, Instance]
+    region_accounts: dict[str, str]
+    partitions: dict[str, str]
+
+    def release(self, family: str, version: str) -> Release | None:
+        return next((r for r in self.releases if r.family == family and r.version == version), None)
+
+    def versions(self, family: str) -> list[str]:
+        return sorted((r.version for r in self.releases if r.family == family), key=version_tuple)
+
+    def instance(self, instance_type: str) -> Instance | None:
+        name = instance_type[3:] if instance_type.startswith("ml.") else instance_type
+        return self.instances.get(name)
+
+    def dlc_account(self, region: str) -> str | None:
+        return self.region_accounts.get(region)
+
+    def registry_host(self, account: str, region: str) -> str:
+        return f"{account}.dkr.ecr.{region}.{self.partitions[partition_of(region)]}"
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    containers = yaml.safe_load((HERE / "containers.yaml").read_text())
+    instances_raw = yaml.safe_load((HERE / "instances.yaml").read_text())
+    regions = yaml.safe_load((HERE / "regions.yaml").read_text())
+    instances: dict[str, Instance] = {}
+    for fam, spec in instances_raw["families"].items():
+        for size, count, host in spec["sizes"]:
+            name = f"{fam}.{size}"
+            per_chip = spec.get("cores_per_chip")
+            instances[name] = Instance(
+                name=name, family=fam, accelerator=spec["accelerator"], kind=spec["kind"],
+                devices=count * per_chip if per_chip else count, memory_gib=spec["memory_gib"],
+                host_memory_gib=host, compute_capability=spec.get("compute_capability"),
+                neuron_arch=spec.get("neuron_arch"), chips=count if per_chip else None)
+    accounts = {r: regions["default_account"] for r in regions["default_regions"]}
+    accounts.update(regions["exceptions"])
+    return Catalog(families=containers["families"], backends=containers["backends"],
+                   releases=containers["releases"], instances=instances, region_accounts=accounts,
+                   partitions=regions["partitions"])
+
+
+__all__ = ["AotTool", "Catalog", "Instance", "Release", "load_catalog", "partition_of", "version_tuple"]

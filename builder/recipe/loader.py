@@ -1,0 +1,155 @@
+"""Load a recipe file into a ``Recipe`` with every problem located at its YAML node."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from builder.diagnostics import Diagnostic, DiagnosticError, has_errors
+from builder.recipe.model import Recipe
+from builder.recipe.yamlpos import Document, load_document
+
+# Free text where a newline is legitimate; everywhere else a newline could smuggle a key or a
+# Dockerfile line into a rendered file, so it is refused at the source.
+MULTILINE_OK: set[tuple[str, ...]] = {("description",), ("smoke", "prompt")}
+
+
+@dataclass
+class LoadedRecipe:
+    file: Path
+    doc: Document
+    recipe: Recipe | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.file.resolve().parent
+
+    @property
+    def ok(self) -> bool:
+        return self.recipe is not None and not has_errors(self.diagnostics)
+
+    def at(self, path: tuple[str | int, ...], rule: str, message: str, severity: str = "error", *,
+           key: bool = False) -> Diagnostic:
+        """A diagnostic located at ``path`` in this recipe (``key``: at the key rather than the value)."""
+        return Diagnostic(rule, severity, message, self.doc.location(path, key=key), tuple(path))  # type: ignore[arg-type]
+
+
+def load_recipe(file: str | Path, text: str | None = None) -> LoadedRecipe:
+    """Parse and type-check; never raises for bad input (see ``.diagnostics``)."""
+    path = Path(file)
+    doc, diags = load_document(path, text)
+    loaded = LoadedRecipe(path, doc, None, diags)
+    if diags:
+        return loaded
+    if not isinstance(doc.data, dict):
+        loaded.diagnostics.append(loaded.at((), "recipe-shape", "a recipe is a mapping (name:, model:, container:, ...)"))
+        return loaded
+    loaded.diagnostics.extend(_text_checks(loaded, doc.data, ()))
+    if loaded.diagnostics:
+        return loaded
+    try:
+        loaded.recipe = Recipe.model_validate(doc.data)
+    except ValidationError as exc:
+        loaded.diagnostics.extend(_from_pydantic(loaded, exc))
+    return loaded
+
+
+def load_or_raise(file: str | Path) -> LoadedRecipe:
+    loaded = load_recipe(file)
+    if not loaded.ok:
+        raise DiagnosticError(loaded.diagnostics)
+    return loaded
+
+
+def _text_checks(loaded: LoadedRecipe, value: Any, path: tuple) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if any(c in k for c in "\n\r\x00="):
+                out.append(loaded.at(path + (k,), "value-control-chars", "keys may not contain newlines, NUL or '='",
+                                     key=True))
+            out.extend(_text_checks(loaded, v, path + (k,)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.extend(_text_checks(loaded, v, path + (i,)))
+    elif isinstance(value, str):
+        if "\x00" in value:
+            out.append(loaded.at(path, "value-control-chars", "value contains a NUL character"))
+        elif ("\n" in value or "\r" in value) and tuple(p for p in path if isinstance(p, str)) not in MULTILINE_OK:
+            out.append(loaded.at(path, "value-control-chars",
+                                 "value contains a line break; write it on one line (a newline here could add a "
+                                 "key to serving.properties or a line to the Dockerfile)"))
+    return out
+
+
+def _from_pydantic(loaded: LoadedRecipe, exc: ValidationError) -> list[Diagnostic]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            parent, key = loc[:-1], loc[-1]
+            msg = f"unknown key '{key}'{_suggest(key, parent)}"
+            out.append(loaded.at(loc, "unknown-key", msg, key=True))
+            continue
+        if kind == "missing":
+            where = ".".join(str(p) for p in loc)
+            out.append(loaded.at(loc[:-1], "missing-key", f"missing required key '{where}'"))
+            continue
+        # pydantic appends the union member / validator name to loc for some errors; trim to a real path
+        path = _real_path(loaded.doc, loc)
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        field_name = ".".join(str(p) for p in path) or "recipe"
+        out.append(loaded.at(path, "invalid-value", f"{field_name}: {msg}"))
+    return out
+
+
+def _real_path(doc: Document, loc: tuple) -> tuple:
+    path = loc
+    while path and path not in doc.positions:
+        path = path[:-1]
+    return path
+
+
+def _suggest(key: Any, parent: tuple) -> str:
+    fields = _fields_at(parent)
+    if not fields or not isinstance(key, str):
+        return ""
+    close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; allowed here: {', '.join(sorted(fields))}"
+
+
+def _fields_at(parent: tuple) -> list[str]:
+    model: type[BaseModel] = Recipe
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None)
+        if info is None:
+            return []
+        ann = info.annotation
+        sub = _model_in(ann)
+        if sub is None:
+            return []
+        model = sub
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found:
+            return found
+    return None
