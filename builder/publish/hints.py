@@ -1,0 +1,56 @@
+"""SageMaker deployment hints that must travel with a published image.
+
+``ContainerStartupHealthCheckTimeoutInSeconds`` must be >= the model loading timeout, or SageMaker
+kills a container that is still loading (reference/lmi-runtime.md §17.6; the GPU images default
+``MODEL_LOADING_TIMEOUT=1200``, §12).
+"""
+
+from __future__ import annotations
+
+import json
+
+from builder import labels
+from builder.publish.models import DeployHints
+
+SAGEMAKER_MAX_HEALTH_CHECK_S = 3600
+SAGEMAKER_MIN_HEALTH_CHECK_S = 60
+
+
+def _int(value) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def deploy_hints(image_labels: dict[str, str], image_env: list[str]) -> DeployHints:
+    hints = DeployHints(instance_type=image_labels.get(labels.TARGET_INSTANCE) or None)
+    timeout, source = None, None
+    raw = image_labels.get(labels.RECIPE_JSON)
+    if raw:
+        try:
+            recipe = json.loads(raw)
+            option = ((recipe.get("serving") or {}).get("option") or {})
+            timeout = _int(option.get("model_loading_timeout"))
+            source = "recipe serving.option.model_loading_timeout" if timeout else None
+        except (ValueError, AttributeError):
+            hints.notes.append(f"label {labels.RECIPE_JSON} is not valid JSON; ignored")
+    if timeout is None:
+        env = dict(e.split("=", 1) for e in image_env if "=" in e)
+        for key in ("OPTION_MODEL_LOADING_TIMEOUT", "MODEL_LOADING_TIMEOUT"):
+            if _int(env.get(key)):
+                timeout, source = _int(env[key]), f"image env {key}"
+                break
+    if timeout is None:
+        hints.notes.append("no model loading timeout in the recipe or image env; "
+                           "set ContainerStartupHealthCheckTimeoutInSeconds >= the server's load time")
+        return hints
+    hints.model_loading_timeout_s = timeout
+    hints.model_loading_timeout_source = source
+    value = max(timeout, SAGEMAKER_MIN_HEALTH_CHECK_S)
+    if value > SAGEMAKER_MAX_HEALTH_CHECK_S:
+        hints.notes.append(f"model loading timeout {timeout}s exceeds SageMaker's maximum health-check "
+                           f"timeout ({SAGEMAKER_MAX_HEALTH_CHECK_S}s); loading must finish sooner")
+        value = SAGEMAKER_MAX_HEALTH_CHECK_S
+    hints.ContainerStartupHealthCheckTimeoutInSeconds = value
+    return hints

@@ -1,0 +1,137 @@
+"""Typed boundary of the publish stage: targets, options, results (pydantic v2)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+_ECR_REPO_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+
+
+class EcrTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: str
+    region: str
+    repository: str
+    lifecycle_policy: dict[str, Any] | None = None
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, v: str) -> str:
+        v = str(v).strip()
+        if not re.fullmatch(r"\d{12}", v):
+            raise ValueError(f"ECR account must be 12 digits, got {v!r}")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not _REGION_RE.match(v):
+            raise ValueError(f"not an AWS region name: {v!r}")
+        return v
+
+    @field_validator("repository")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        if not (2 <= len(v) <= 256 and _ECR_REPO_RE.match(v)):
+            raise ValueError(f"ECR repository names are lower-case [a-z0-9._-/] (2-256): {v!r}")
+        return v
+
+
+class PublishTarget(BaseModel):
+    """Exactly one of ``registry`` (``host[:port]/repo``, any OCI registry) or ``ecr``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    registry: str | None = None
+    ecr: EcrTarget | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> PublishTarget:
+        if (self.registry is None) == (self.ecr is None):
+            raise ValueError("a publish target needs exactly one of 'registry' or 'ecr'")
+        if self.registry is not None:
+            split_registry(self.registry)
+        return self
+
+    def describe(self) -> str:
+        if self.ecr:
+            return f"ecr {self.ecr.account}/{self.ecr.region}/{self.ecr.repository}"
+        return str(self.registry)
+
+
+def split_registry(ref: str) -> tuple[str, str]:
+    """``host[:port]/repo/path`` -> (host[:port], repo/path). The first part must look like a host."""
+    host, _, repo = ref.partition("/")
+    if not repo or not ("." in host or ":" in host or host == "localhost"):
+        raise ValueError(f"registry target {ref!r} must be HOST[:PORT]/REPOSITORY "
+                         "(e.g. 127.0.0.1:5000/lmi/tiny)")
+    if ":" in repo.rsplit("/", 1)[-1] or "@" in repo:
+        raise ValueError(f"registry target {ref!r} must not carry a tag or digest; use --tag")
+    if not re.fullmatch(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
+                        repo):
+        raise ValueError(f"repository {repo!r} is not a valid OCI repository name (lower-case, "
+                         "[a-z0-9] separated by . _ - /)")
+    return host, repo
+
+
+class PublishOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str] = Field(default_factory=list)  # templates, see builder.publish.tags
+    default_tag: bool = True  # <name>-<hash12>, when the image carries a recipe hash
+    skip_smoke: bool = False
+    allow_dev_runtime: bool = False
+    force: bool = False  # move a tag on a MUTABLE registry/repository
+    username: str | None = None
+    password: SecretStr | None = None
+    cache_dir: str | None = None
+    git_sha: str | None = None
+    ecr_registry_host: str | None = None  # where ECR image bytes go (tests: the local registry)
+    push_attempts: int = 3
+    retry_backoff_s: float = 2.0
+    docker_config: str | None = None  # directory holding config.json; default $DOCKER_CONFIG or ~/.docker
+
+
+class DeployHints(BaseModel):
+    instance_type: str | None = None
+    model_loading_timeout_s: int | None = None
+    model_loading_timeout_source: str | None = None
+    # SageMaker CreateEndpointConfig ProductionVariant field; must be >= model_loading_timeout
+    # (reference/lmi-runtime.md §17.6)
+    ContainerStartupHealthCheckTimeoutInSeconds: int | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class TargetResult(BaseModel):
+    target: str
+    repository: str  # host/repo the bytes went to
+    digest: str
+    pinned: str  # repository@sha256:...
+    tags_pushed: list[str] = Field(default_factory=list)
+    tags_skipped: list[str] = Field(default_factory=list)  # already at this digest
+    verified: bool
+    verified_by: str
+    engine_retries: int = 0  # "Retrying in N seconds" layer events seen
+    push_attempts: int = 0
+    ecr_repository_uri: str | None = None
+    ecr_repository_created: bool | None = None
+    deploy: DeployHints = Field(default_factory=DeployHints)
+
+
+class PublishResult(BaseModel):
+    status: Literal["published", "failed"] = "published"
+    image_ref: str
+    image_id: str
+    recipe_name: str | None = None
+    recipe_hash: str | None = None
+    lmi_version: str | None = None
+    smoke: str  # passed | not-checked (--skip-smoke)
+    smoke_gate_skipped: bool = False
+    dev_runtime: bool = False
+    targets: list[TargetResult] = Field(default_factory=list)
+    error: str | None = None

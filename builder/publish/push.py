@@ -1,0 +1,161 @@
+"""Push one tag with the Docker SDK and check every event.
+
+``client.api.push(..., stream=True, decode=True)`` never raises on push failures: errors arrive
+in-band with HTTP 200 (docker/docker-py#3161, containers-and-registries.md §4), so every event is
+checked for ``error``/``errorDetail``. The digest comes from ``aux.Digest`` (fallbacks: the
+``<tag>: digest: sha256:...`` status line, then the caller's registry HEAD). Network errors and 5xx
+answers are retried with bounded exponential back-off; auth and immutability errors are not.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from builder import console
+from builder.diagnostics import BuilderError
+
+_RETRYABLE = re.compile(
+    r"connection refused|connection reset|broken pipe|\bEOF\b|i/o timeout|timeout|timed out|"
+    r"TLS handshake|temporarily unavailable|unexpected HTTP status: 5\d\d|\b50[0234]\b|"
+    r"Service Unavailable|Bad Gateway|Internal Server Error|too many requests|\b429\b",
+    re.IGNORECASE,
+)
+_AUTH = re.compile(r"unauthorized|authentication required|no basic auth credentials|denied|"
+                   r"\b401\b|\b403\b|forbidden", re.IGNORECASE)
+_IMMUTABLE = re.compile(r"already exists.*(immutable|cannot be overwritten)|"
+                        r"ImageTagAlreadyExists|ImageAlreadyExists", re.IGNORECASE | re.DOTALL)
+_DIGEST_LINE = re.compile(r":\s*digest:\s*(sha256:[0-9a-f]{64})")
+
+
+class PushError(BuilderError):
+    def __init__(self, message: str, *, kind: str, registry_message: str, hint: str | None = None):
+        super().__init__(message, stage="publish", hint=hint)
+        self.kind = kind  # "auth" | "immutable" | "network" | "other"
+        self.registry_message = registry_message
+
+
+@dataclass
+class PushOutcome:
+    digest: str | None
+    attempts: int
+    engine_retries: int
+
+
+def classify(message: str) -> str:
+    if _IMMUTABLE.search(message):
+        return "immutable"
+    if _AUTH.search(message):
+        return "auth"
+    if _RETRYABLE.search(message):
+        return "network"
+    return "other"
+
+
+def _error_of(event: dict) -> str | None:
+    if "error" in event or "errorDetail" in event:
+        detail = event.get("errorDetail") or {}
+        return str(detail.get("message") or event.get("error") or "unknown push error")
+    return None
+
+
+class _Progress:
+    """Per-layer progress: a rich bar on a terminal, one line per finished layer otherwise."""
+
+    def __init__(self, label: str):
+        self.con = console.console()
+        self.live = None
+        self.tasks: dict[str, int] = {}
+        self.label = label
+        if self.con.is_terminal:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self.live = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                 console=self.con, transient=True)
+            self.live.start()
+
+    def event(self, ev: dict) -> None:
+        layer, status = ev.get("id"), str(ev.get("status") or "")
+        if not layer or not status:
+            return
+        if self.live is not None:
+            detail = ev.get("progressDetail") or {}
+            if layer not in self.tasks:
+                self.tasks[layer] = self.live.add_task(f"{layer} {status}", total=None)
+            task = self.tasks[layer]
+            self.live.update(task, description=f"{layer} {status}",
+                             completed=detail.get("current") or 0, total=detail.get("total"))
+        elif status in ("Pushed", "Layer already exists") or status.startswith("Mounted from"):
+            console.info(f"  {self.label}: layer {layer}: {status}")
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+def push_tag(client, repository: str, tag: str, auth_config: dict[str, str] | None = None, *,
+             attempts: int = 3, backoff_s: float = 2.0) -> PushOutcome:
+    """Push ``repository:tag`` (already tagged locally); raise PushError with the registry's message."""
+    import docker
+
+    engine_retries = 0
+    last: PushError | None = None
+    for attempt in range(1, max(1, attempts) + 1):
+        progress = _Progress(f"{repository}:{tag}")
+        digest: str | None = None
+        failure: str | None = None
+        retry_noted: set[str] = set()
+        try:
+            stream = client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
+            for ev in stream:
+                failure = _error_of(ev)
+                if failure:
+                    break
+                status = str(ev.get("status") or "")
+                if status.startswith("Retrying in") and ev.get("id") not in retry_noted:
+                    # the engine retries a cut-off layer upload itself; say so once per burst
+                    retry_noted.add(ev.get("id"))
+                    engine_retries += 1
+                    console.warn(f"{repository}:{tag}: upload of layer {ev.get('id')} was interrupted; "
+                                 "the Docker engine retries it")
+                elif status == "Pushed" and ev.get("id") in retry_noted:
+                    retry_noted.discard(ev.get("id"))
+                progress.event(ev)
+                aux = ev.get("aux") or {}
+                if aux.get("Digest"):
+                    digest = aux["Digest"]
+                elif m := _DIGEST_LINE.search(status):
+                    digest = digest or m.group(1)
+        except docker.errors.APIError as exc:
+            failure = str(exc.explanation or exc)
+        except docker.errors.DockerException as exc:  # engine connection problems
+            failure = f"Docker engine error: {exc}"
+        except OSError as exc:
+            failure = f"connection error: {exc}"
+        finally:
+            progress.close()
+        if failure is None:
+            return PushOutcome(digest=digest, attempts=attempt, engine_retries=engine_retries)
+        kind = classify(failure)
+        last = _push_error(repository, tag, failure, kind)
+        if kind != "network" or attempt >= attempts:
+            break
+        delay = backoff_s * 2 ** (attempt - 1)
+        console.warn(f"push of {repository}:{tag} failed (attempt {attempt}/{attempts}): {failure}; "
+                     f"retrying in {delay:g} s")
+        time.sleep(delay)
+    assert last is not None
+    raise last
+
+
+def _push_error(repository: str, tag: str, message: str, kind: str) -> PushError:
+    hints = {
+        "auth": "check the credentials: --username/--password-stdin, `docker login`, or the ECR "
+                "permissions (ecr:InitiateLayerUpload, ecr:PutImage, ...)",
+        "immutable": "the repository has immutable tags; publish under a new tag (the default "
+                     "<name>-<recipe-hash12> tag changes with the recipe)",
+        "network": "the registry was unreachable or failing; retries were exhausted",
+    }
+    return PushError(f"push of {repository}:{tag} failed: registry said: {message}", kind=kind,
+                     registry_message=message, hint=hints.get(kind))
