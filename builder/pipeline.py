@@ -1,0 +1,306 @@
+"""The build pipeline: validate -> resolve -> fetch -> compile -> bake -> smoke -> publish.
+
+Each stage is a function over typed inputs and results; this module only wires them, records
+each stage in the ``BuildRecord`` (passed / cached / skipped with a reason / failed) and prints a
+one-screen summary. A failure names its stage and stops the build.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from builder import console, labels
+from builder.diagnostics import BuilderError, DiagnosticError, has_errors
+from builder.record import BuildRecord
+
+SmokeMode = Literal["auto", "always", "never"]
+
+
+class BuildOptions(BaseModel):
+    recipe: Path
+    report: Path | None = None
+    cache_dir: Path | None = None
+    base_image: str | None = None
+    allow_unpinned_base: bool = False
+    no_cache: bool = False
+    pull: bool = False
+    tags: list[str] = Field(default_factory=list)
+    smoke: SmokeMode = "auto"
+    force_smoke: bool = False
+    accelerators: Literal["auto", "none"] = "auto"
+    push: bool = False
+    registry: str | None = None
+    assembler: Literal["docker", "registry"] = "docker"
+    compile_executor: Literal["docker", "local"] | None = None
+    skip_smoke: bool = False
+    allow_dev_runtime: bool = False
+    lmi_check: bool = False
+
+
+def validate_recipe(path: Path, *, with_fit: bool = True):
+    """Load + rules (+ hardware fit when the model is local or cached). Returns (loaded, diagnostics)."""
+    from builder.recipe import load_recipe
+
+    loaded = load_recipe(path)
+    diags = list(loaded.diagnostics)
+    if loaded.recipe is not None and not has_errors(diags):
+        try:
+            from builder.lmi.rules import validate as run_rules
+        except ImportError:  # rules module not present in a partial checkout
+            run_rules = None
+        if run_rules is not None:
+            diags = run_rules(loaded)
+    return loaded, diags
+
+
+def run_build(opts: BuildOptions) -> BuildRecord:
+    record = BuildRecord(recipe_file=str(opts.recipe))
+    record_dir = _record_dir(opts)
+    try:
+        _run(opts, record, record_dir)
+        record.ok = True
+    except BaseException:
+        record.ok = False
+        raise
+    finally:
+        target = opts.report or (record_dir / "build-record.json")
+        try:
+            record.write(target)
+        except OSError as exc:
+            console.warn(f"could not write the build record to {target}: {exc}")
+        else:
+            record.inputs.setdefault("record_path", str(target))
+    return record
+
+
+def _record_dir(opts: BuildOptions) -> Path:
+    if opts.report:
+        return opts.report.resolve().parent
+    from builder.paths import cache_dir
+
+    return cache_dir(opts.cache_dir) / "builds" / time.strftime("%Y%m%dT%H%M%S")
+
+
+def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
+    # ---------------------------------------------------------------- validate
+    with record.timed("validate") as st:
+        console.step(f"validate {opts.recipe}")
+        loaded, diags = validate_recipe(opts.recipe)
+        for d in diags:
+            console.info(d.format())
+        st.details["warnings"] = sum(1 for d in diags if d.severity == "warning")
+        if has_errors(diags) or loaded.recipe is None:
+            st.status = "failed"
+            raise DiagnosticError([d for d in diags if d.severity == "error"])
+    recipe = loaded.recipe
+
+    # ----------------------------------------------------------------- resolve
+    with record.timed("resolve") as st:
+        from builder.lmi.resolve import resolve
+
+        resolved = resolve(recipe)
+        record.recipe_hash = resolved.recipe_hash
+        record.resolved = resolved.to_json()
+        record.inputs.update({"recipe_file": str(opts.recipe), "recipe_hash": resolved.recipe_hash,
+                              "lmi": f"{resolved.release.family} {resolved.release.version}",
+                              "instance_type": resolved.instance.name})
+        st.details["tag"] = resolved.tag
+        if opts.lmi_check:
+            _lmi_check(resolved, st)
+
+    # ------------------------------------------------------------------- fetch
+    artifacts = None
+    with record.timed("fetch") as st:
+        if not recipe.model.bake:
+            st.status, st.reason = "skipped", "model.bake is false: the image downloads option.model_id at start"
+        else:
+            from builder.artifacts import fetch_model
+
+            console.step(f"fetch model ({recipe.model.source_kind})")
+            artifacts = fetch_model(recipe, loaded.base_dir, cache_dir=opts.cache_dir)
+            st.details.update({"digest": artifacts.digest, "files": len(artifacts.files),
+                               "bytes": sum(f.size for f in artifacts.files), "revision": artifacts.revision})
+            if artifacts.cached:
+                st.status = "cached"
+            record.inputs["model_digest"] = artifacts.digest
+
+    # ----------------------------------------------------------------- runtime
+    base_image = opts.base_image
+    with record.timed("runtime") as st:
+        if resolved.release.family == "dev-cpu" and not base_image:
+            from builder.runtime import ensure_devcpu_runtime
+
+            console.step("dev-cpu runtime")
+            runtime = ensure_devcpu_runtime(opts.cache_dir)
+            base_image = runtime.image_id
+            st.details.update({"ref": runtime.ref, "image_id": runtime.image_id,
+                               "djl_python": runtime.djl_python_version})
+            st.status = "passed" if runtime.built else "cached"
+        else:
+            st.status, st.reason = "skipped", "the runtime is a published LMI image (pinned by digest at bake)"
+        base_image = base_image or resolved.base_image
+
+    # ----------------------------------------------------------------- compile
+    compiled = None
+    with record.timed("compile") as st:
+        if not recipe.compile.enabled:
+            st.status, st.reason = "skipped", "compile.enabled is false"
+        elif artifacts is None:
+            st.status, st.reason = "skipped", "no baked model to compile (model.bake is false)"
+        else:
+            from builder.compile import compile_artifacts
+
+            executor = opts.compile_executor or recipe.compile.executor
+            compiled = compile_artifacts(resolved, artifacts, base_image or "", executor=executor,
+                                         cache_dir=opts.cache_dir)
+            st.status = {"compiled": "passed", "cached": "cached", "skipped": "skipped"}[compiled.status]
+            st.reason = compiled.reason
+            st.details.update({"cache_key": compiled.cache_key, "toolchain": compiled.toolchain})
+            if compiled.status == "skipped":
+                raise BuilderError(f"compile did not run: {compiled.reason}", stage="compile",
+                                   hint="set compile.enabled: false to let LMI compile at start-up (JIT), or "
+                                        "build on a runner with the target's accelerator")
+
+    # -------------------------------------------------------------------- bake
+    extra_files = _handler_files(recipe, loaded.base_dir)
+    image_ref: str
+    with record.timed("bake") as st:
+        model_dir = artifacts.dir if artifacts else None
+        compiled_dir = compiled.dir if compiled and compiled.dir else None
+        if opts.assembler == "registry":
+            if not opts.registry:
+                raise BuilderError("--assembler registry needs --registry HOST[:PORT]/REPO", stage="bake")
+            from builder.registry import assemble_in_registry
+
+            console.step(f"assemble in registry {opts.registry}")
+            result = assemble_in_registry(resolved, registry=opts.registry, base_ref=base_image or "",
+                                          model_dir=model_dir, compiled_dir=compiled_dir, extra_files=extra_files,
+                                          credentials=None, cache_dir=opts.cache_dir)
+            image_ref = result.reference
+            record.image = {"reference": result.reference, "digest": result.digest,
+                            "layers": [dict(x) if not hasattr(x, "model_dump") else x.model_dump() for x in result.layers],
+                            "bytes_uploaded": result.bytes_uploaded, "inputs": result.inputs}
+            st.details.update({"bytes_uploaded": result.bytes_uploaded})
+        else:
+            from builder.image import BakeOptions, bake_image
+
+            console.step("bake image")
+            result = bake_image(resolved, model_dir=model_dir,
+                                model_digest=artifacts.digest if artifacts else None, compiled_dir=compiled_dir,
+                                extra_files=extra_files,
+                                options=BakeOptions(base_image=base_image, allow_unpinned_base=opts.allow_unpinned_base
+                                                    or resolved.release.family == "dev-cpu" and not opts.base_image,
+                                                    no_cache=opts.no_cache, pull=opts.pull, tags=opts.tags,
+                                                    cache_dir=opts.cache_dir,
+                                                    compile_labels=compiled.toolchain if compiled else None))
+            image_ref = result.image_id
+            record.image = result.model_dump(mode="json")
+            st.details.update({"image_id": result.image_id, "bytes_sent": result.bytes_sent,
+                               "reused": getattr(result, "reused", False)})
+            if getattr(result, "reused", False):
+                st.status = "cached"
+            record.inputs["base_digest"] = result.base_digest
+
+    # ------------------------------------------------------------------- smoke
+    smoke_status = "skipped"
+    with record.timed("smoke") as st:
+        if opts.smoke == "never":
+            st.status, st.reason = "skipped", "--smoke never"
+        else:
+            from builder import ledger
+            from builder.smoke import smoke_test
+
+            image_id = record.image.get("image_id") or record.image.get("digest") or image_ref
+            previous = ledger.lookup(image_id, opts.cache_dir) if not opts.force_smoke else None
+            if previous is not None and previous.status == "passed" and opts.assembler == "docker":
+                st.status = "cached"
+                st.reason = f"this exact image ({image_id[:19]}) passed at {previous.finished_at}; --force-smoke reruns"
+                smoke_status = "passed"
+            else:
+                console.step("smoke test")
+                accelerators = opts.accelerators
+                if accelerators == "auto" and resolved.instance.kind == "cpu":
+                    accelerators = "none"
+                result = smoke_test(image_ref, mode=opts.smoke, accelerators=accelerators,
+                                    log_dir=_record_dir(opts))
+                st.details.update(result.model_dump(mode="json"))
+                st.status, st.reason = result.status, result.reason
+                smoke_status = result.status
+                if result.status == "failed":
+                    raise BuilderError(f"smoke test failed: {result.reason}", stage="smoke")
+
+    # ----------------------------------------------------------------- publish
+    with record.timed("publish") as st:
+        if not opts.push:
+            st.status, st.reason = "skipped", "not requested (--push)"
+        else:
+            from builder.publish import publish_from_recipe
+
+            outcome = publish_from_recipe(image_ref, recipe, opts, smoke_status=smoke_status)
+            record.published = [t.model_dump(mode="json") if hasattr(t, "model_dump") else t for t in outcome.targets]
+            st.details["targets"] = record.published
+
+    _summary(record, resolved, image_ref)
+
+
+def _lmi_check(resolved: Any, st: Any) -> None:
+    try:
+        from builder.runtime.lmi_check import lmi_check
+    except ImportError:
+        st.details["lmi_check"] = "unavailable in this checkout"
+        return
+    verdict = lmi_check(resolved.rolling_batch if resolved.release.family != "neuronx" else "neuronx",
+                        {k[len("option."):]: v for k, v in resolved.properties.items() if k.startswith("option.")})
+    st.details["lmi_check"] = verdict.model_dump(mode="json") if hasattr(verdict, "model_dump") else str(verdict)
+
+
+def _handler_files(recipe: Any, base_dir: Path) -> dict[str, Path]:
+    """Custom handler, its extra files and requirements.txt, baked beside serving.properties."""
+    files: dict[str, Path] = {}
+    if recipe.model.entry_point:
+        src = (base_dir / recipe.model.entry_point).resolve()
+        files[src.name] = src
+        for extra in recipe.model.files:
+            p = (base_dir / extra).resolve()
+            files[Path(extra).name] = p
+    if recipe.model.requirements:
+        files["requirements.txt"] = (base_dir / recipe.model.requirements).resolve()
+    return files
+
+
+def _summary(record: BuildRecord, resolved: Any, image_ref: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{resolved.recipe.name}  ({resolved.release.family} {resolved.release.version}, "
+                        f"{resolved.instance.name})", show_lines=False)
+    table.add_column("stage")
+    table.add_column("status")
+    table.add_column("seconds", justify="right")
+    table.add_column("note")
+    colours = {"passed": "green", "cached": "cyan", "skipped": "yellow", "failed": "red"}
+    for s in record.stages:
+        table.add_row(s.name, f"[{colours[s.status]}]{s.status.upper()}[/]", f"{s.seconds:.2f}", s.reason[:90])
+    console.console().print(table)
+    tags = record.image.get("tags") or []
+    console.info(f"image: {image_ref}" + (f"  tags: {', '.join(tags)}" if tags else ""))
+    for target in record.published:
+        ref = target.get("pinned") or target.get("reference")
+        if ref:
+            console.info(f"published: {ref}")
+
+
+def image_for_recipe(path: str | os.PathLike) -> str:
+    """The local image tag a recipe builds to (``<name>:<recipe-hash-12>``), for smoke/serve/publish."""
+    from builder.lmi.resolve import resolve
+    from builder.recipe import load_or_raise
+
+    loaded = load_or_raise(Path(path))
+    return resolve(loaded.recipe).tag
+
+
+__all__ = ["BuildOptions", "image_for_recipe", "labels", "run_build", "validate_recipe"]
