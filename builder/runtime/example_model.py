@@ -1,0 +1,115 @@
+"""A tiny, deterministic text model for the quickstart and the dev-cpu tests.
+
+Files: ``config.json``, ``tokenizer.json`` (HF tokenizers WordLevel, whitespace pre-tokenizer),
+``tokenizer_config.json``, ``vocab.json`` and ``model.safetensors`` (seeded random float32 weights,
+written in the safetensors format by hand: 8-byte little-endian header length, JSON header, raw
+data). The quickstart handler (recipes/examples/quickstart/model.py) reads them with numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from builder.diagnostics import BuilderError
+
+WORDS = (
+    "the a of to and in is it that for on with as by at from this be are was model models "
+    "deep learning inference serving container image build recipe fast small large token tokens "
+    "text data train test layer weight weights gpu cpu neuron engine compile cache run runs ready "
+    "what how why we you they can will not more"
+).split()
+SPECIAL = ["<pad>", "<unk>", "<s>", "</s>"]
+HIDDEN = 32
+SEED = 20261126
+
+
+def vocab() -> dict[str, int]:
+    return {w: i for i, w in enumerate(SPECIAL + WORDS)}
+
+
+def weights(seed: int = SEED) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    v = len(SPECIAL) + len(WORDS)
+    return {
+        "embed.weight": rng.standard_normal((v, HIDDEN)).astype(np.float32),
+        "mix.weight": (rng.standard_normal((HIDDEN, HIDDEN)) / np.sqrt(HIDDEN)).astype(np.float32),
+        "lm_head.weight": rng.standard_normal((HIDDEN, v)).astype(np.float32),
+    }
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    """The safetensors layout, by hand (little-endian, C order, header padded to 8 bytes)."""
+    dtypes = {np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("int64"): "I64",
+              np.dtype("int32"): "I32"}
+    header: dict = {"__metadata__": metadata or {}}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dtypes[arr.dtype], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)))
+        fh.write(raw)
+        for blob in blobs:
+            fh.write(blob)
+    os.replace(tmp, path)
+
+
+def tokenizer_json(vocab_: dict[str, int]) -> dict:
+    return {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": vocab_[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": True} for t in SPECIAL],
+        "normalizer": {"type": "Lowercase"},
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": None,
+        "decoder": None,
+        "model": {"type": "WordLevel", "vocab": vocab_, "unk_token": "<unk>"},
+    }
+
+
+def write_example_model(dest: str | os.PathLike, *, force: bool = False) -> list[Path]:
+    """Write the tiny model into ``dest``; refuses to overwrite other files unless ``force``."""
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise BuilderError(f"{dest} exists and is not a folder", stage="example-model")
+    names = ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "model.safetensors"]
+    if dest.is_dir() and not force:
+        clash = [n for n in names if (dest / n).exists()]
+        if clash:
+            raise BuilderError(f"{dest} already holds {', '.join(clash)}", stage="example-model",
+                               hint="pass --force to overwrite, or choose another folder")
+    dest.mkdir(parents=True, exist_ok=True)
+    v = vocab()
+    config = {"architectures": ["TinyWordLM"], "model_type": "lmi-builder-tiny-word-lm",
+              "vocab_size": len(v), "hidden_size": HIDDEN, "bos_token_id": v["<s>"], "eos_token_id": v["</s>"],
+              "pad_token_id": v["<pad>"], "torch_dtype": "float32", "seed": SEED}
+    docs = {
+        "config.json": config,
+        "tokenizer.json": tokenizer_json(v),
+        "tokenizer_config.json": {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>",
+                                  "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>",
+                                  "model_max_length": 512},
+        "vocab.json": v,
+    }
+    written = []
+    for name, doc in docs.items():
+        path = dest / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(json.dumps(doc, indent=2, sort_keys=name == "config.json") + "\n")
+        os.replace(tmp, path)
+        written.append(path)
+    write_safetensors(dest / "model.safetensors", weights(), {"format": "np", "generator": "lmi-builder"})
+    written.append(dest / "model.safetensors")
+    return written
