@@ -8,6 +8,7 @@ challenges (``WWW-Authenticate``). Plain HTTP only for loopback registries.
 from __future__ import annotations
 
 import re
+import time
 
 import requests
 
@@ -21,6 +22,11 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ])
 TIMEOUT = (5, 30)
+READ_ATTEMPTS = 4
+
+
+class _Transient(Exception):
+    pass
 
 
 def base_url(host: str) -> str:
@@ -43,6 +49,20 @@ class RegistryClient:
         self._auth_header: str | None = None
 
     def _request(self, method: str, path: str, headers: dict[str, str]) -> requests.Response:
+        """One idempotent read, retried (bounded) on connection errors and 5xx answers."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                resp = self._request_once(method, path, headers)
+            except _Transient as exc:
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise BuilderError(f"registry {self.host} unreachable: {exc}", stage="publish") from None
+            else:
+                if resp.status_code < 500 or attempt + 1 == READ_ATTEMPTS:
+                    return resp
+            time.sleep(0.5 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _request_once(self, method: str, path: str, headers: dict[str, str]) -> requests.Response:
         url = base_url(self.host) + path
         hdrs = dict(headers)
         if self._auth_header:
@@ -54,8 +74,8 @@ class RegistryClient:
                 hdrs["Authorization"] = self._auth_header
                 resp = self.session.request(method, url, headers=hdrs, timeout=TIMEOUT)
         except requests.RequestException as exc:
-            raise BuilderError(f"registry {self.host} unreachable: {exc.__class__.__name__}",
-                               stage="publish") from None
+            self.session.close()  # drop pooled connections that may be stale
+            raise _Transient(exc.__class__.__name__) from None
         if resp.status_code == 401:
             raise BuilderError(f"registry {self.host} refused the credentials (401) for {path}",
                                stage="publish", hint="check --username/--password-stdin or docker login")

@@ -139,6 +139,7 @@ class LocalRegistry:
 
 
 def _make_registry(tmp: Path, **kw) -> LocalRegistry:
+    tmp.mkdir(parents=True, exist_ok=True)
     reg = LocalRegistry(root=tmp, port=free_port(), **kw)
     reg.write_config()
     reg.start()
