@@ -1,3 +1,115 @@
-"""Fixtures (see tests/conftest.py)."""
+"""Docker fixtures: the engine, the base rootfs image, the dev-cpu runtime, and labelled containers.
+
+- ``docker_client`` (session): a docker SDK client; skips with the reason when no engine answers.
+- ``rootfs_image`` (session): ref of the debootstrap bookworm image (python3 + numpy), made once
+  per machine by ``builder.runtime.rootfs.ensure_rootfs_image`` and reused afterwards. Use it as
+  the FROM of any test image (it cannot be pulled, it is made here).
+- ``devcpu_runtime`` (session): ``builder.runtime.devcpu.RuntimeImage`` of the dev-cpu runtime.
+- ``run_container`` (function): ``run_container(image, env=..., mounts=..., command=...)`` starts a
+  host-network container labelled ``dev.lmi-builder.test=<run id>``, removed at teardown.
+- ``free_port()``: a free TCP port on 127.0.0.1 (pass it as ``SERVING_INFERENCE_ADDRESS``).
+"""
 
 from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+TEST_LABEL = "dev.lmi-builder.test"
+RUN_ID = uuid.uuid4().hex[:12]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, deadline_s: float, *, container=None) -> tuple[int, list[str]]:
+    """Poll ``url`` until it answers; returns (status, [observations]) or raises on exit/deadline.
+
+    Observations record ``refused`` while nothing listens, so tests can assert the DJL contract
+    (no HTTP while loading)."""
+    import requests
+
+    seen: list[str] = []
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            r = requests.get(url, timeout=3)
+            return r.status_code, seen
+        except requests.ConnectionError:
+            seen.append("refused")
+        if container is not None:
+            container.reload()
+            if container.status in ("exited", "dead"):
+                raise AssertionError(f"container exited while waiting for {url}:\n"
+                                     + container.logs().decode(errors="replace")[-3000:])
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {deadline_s} s")
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        import docker
+
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except Exception as exc:  # any failure means: no engine to test against
+        pytest.skip(f"no Docker engine: {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def rootfs_image(docker_client) -> str:
+    from builder.diagnostics import BuilderError
+    from builder.runtime.rootfs import ensure_rootfs_image
+
+    try:
+        return ensure_rootfs_image(docker_client).ref
+    except BuilderError as exc:
+        pytest.skip(f"cannot make the base rootfs image: {exc.describe()}")
+
+
+@pytest.fixture(scope="session")
+def devcpu_runtime(docker_client, rootfs_image):
+    from builder.diagnostics import BuilderError
+    from builder.runtime.devcpu import ensure_devcpu_runtime
+
+    try:
+        return ensure_devcpu_runtime(client=docker_client)
+    except BuilderError as exc:
+        pytest.skip(f"cannot build the dev-cpu runtime: {exc.describe()}")
+
+
+@pytest.fixture
+def run_container(docker_client) -> Iterator[Callable]:
+    started = []
+
+    def _run(image: str, *, env: dict[str, str] | None = None, mounts: dict[str, str] | None = None,
+             command: list[str] | None = None, labels: dict[str, str] | None = None):
+        volumes = {host: {"bind": bind, "mode": "ro"} for host, bind in (mounts or {}).items()}
+        container = docker_client.containers.run(
+            image, command=command, detach=True, network_mode="host", environment=env or {},
+            volumes=volumes, labels={"dev.lmi-builder.managed": "true", TEST_LABEL: RUN_ID, **(labels or {})})
+        started.append(container)
+        return container
+
+    yield _run
+    from builder.runtime.engine import wait_removed
+
+    for c in started:
+        wait_removed(docker_client, c.id)
+
+
+def quickstart_handler_path() -> str:
+    from builder.paths import REPO_DIR
+
+    return os.path.join(REPO_DIR, "recipes", "examples", "quickstart", "model.py")
