@@ -1,0 +1,91 @@
+"""What the smoke stage needs to know about an image, read from its labels (images are
+self-describing, builder/labels.py): smoke settings, target kind and device count, LMI family."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from builder import labels as L
+from builder.diagnostics import BuilderError
+from builder.smoke.models import SmokeSettings, TargetKind
+
+STAGE = "smoke"
+
+
+class ImageInfo(BaseModel):
+    ref: str
+    image_id: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    settings: SmokeSettings = Field(default_factory=SmokeSettings)
+    target_kind: TargetKind | None = None  # None: the image does not say (not built by lmi-build)
+    devices: int | None = None
+    family: str | None = None
+    exposed_port: int = 8080
+    warnings: list[str] = Field(default_factory=list)
+
+
+def _json_label(labels: dict[str, str], key: str, warnings: list[str]) -> dict[str, Any]:
+    raw = labels.get(key)
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        warnings.append(f"label {key} is not valid JSON ({exc}); ignoring it")
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def parse_labels(ref: str, image_id: str, labels: dict[str, str] | None,
+                 exposed_ports: dict[str, Any] | None = None) -> ImageInfo:
+    labels = dict(labels or {})
+    warnings: list[str] = []
+    smoke_doc = _json_label(labels, L.SMOKE, warnings)
+    try:
+        settings = SmokeSettings.model_validate(smoke_doc)
+    except ValidationError as exc:
+        raise BuilderError(f"image {ref}: label {L.SMOKE} does not describe a smoke test: "
+                           f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", stage=STAGE) from None
+    recipe = _json_label(labels, L.RECIPE_JSON, warnings)
+    target = recipe.get("target") if isinstance(recipe.get("target"), dict) else {}
+    kind = target.get("kind")
+    if kind not in ("gpu", "neuron", "cpu"):
+        kind = None
+    devices = target.get("devices")
+    if isinstance(devices, list):
+        devices = len(devices)
+    devices = devices if isinstance(devices, int) and not isinstance(devices, bool) else None
+    if settings.model_loading_timeout is None:  # fall back to the recipe's serving option
+        opt = ((recipe.get("serving") or {}).get("option") or {}) if isinstance(recipe.get("serving"), dict) else {}
+        value = opt.get("model_loading_timeout") if isinstance(opt, dict) else None
+        if isinstance(value, (int, str)) and str(value).isdigit() and int(value) > 0:
+            settings = settings.model_copy(update={"model_loading_timeout": int(value)})
+    family = labels.get(L.LMI_FAMILY) or ((recipe.get("container") or {}).get("family")
+                                          if isinstance(recipe.get("container"), dict) else None)
+    port = 8080
+    for spec in (exposed_ports or {}):
+        num, _, proto = str(spec).partition("/")
+        if num.isdigit() and proto in ("", "tcp"):
+            port = int(num)
+            break
+    return ImageInfo(ref=ref, image_id=image_id, labels=labels, settings=settings, target_kind=kind,
+                     devices=devices, family=family, exposed_port=port, warnings=warnings)
+
+
+def inspect_image(client, ref: str) -> ImageInfo:
+    """Inspect ``ref`` on the local engine; a located error when there is no such image."""
+    import docker.errors
+
+    try:
+        attrs = client.api.inspect_image(ref)
+    except docker.errors.ImageNotFound:
+        raise BuilderError(f"no image {ref!r} on the local Docker engine", stage=STAGE,
+                           hint="build it first (lmi-build build RECIPE) or check the tag with 'docker images'") \
+            from None
+    except docker.errors.APIError as exc:
+        raise BuilderError(f"cannot inspect image {ref!r}: {exc.explanation or exc}", stage=STAGE) from None
+    config = attrs.get("Config") or {}
+    return parse_labels(ref, attrs["Id"], config.get("Labels") or {}, config.get("ExposedPorts") or {})
