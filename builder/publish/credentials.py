@@ -52,7 +52,9 @@ def from_docker_config(host: str, config_dir: str | None = None) -> Credentials 
         entry = auths.get(key)
         if entry and entry.get("auth"):
             try:
-                user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+                user, sep, pw = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+                if not sep:
+                    raise ValueError("no ':'")
             except (ValueError, UnicodeDecodeError):
                 raise BuilderError(f"{path}: the 'auth' entry for {key} is not base64 user:password",
                                    stage="publish") from None
