@@ -1,0 +1,207 @@
+"""Bake the model image: pinned base -> artifacts image (weights, compiled) -> model image (config).
+
+Cost grows with the change, not with the model (DESIGN.md principle 5): the weights and compiled
+artifacts go into an intermediate image tagged by their content digest
+(``lmi-build/artifacts:<digest12>``, label role=artifacts) and reused while it exists, so a
+serving-option change only sends the configuration layer (kilobytes) and never reads the weights:
+file digests come from a (path, size, mtime_ns, inode) table (``digests.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock
+
+from builder import __version__, console
+from builder import labels as L
+from builder.diagnostics import BuilderError
+from builder.image import _docker, metadata, render
+from builder.image.base import resolve_base
+from builder.image.digests import FileDigestCache, layer_content_digest
+from builder.image.layers import (
+    CHUNK,
+    Layer,
+    LayerEntry,
+    check_relative,
+    iter_entries_tar,
+    layer_items,
+    plan_layers,
+)
+from builder.image.model import BakeOptions, BakeResult, LayerInfo
+from builder.lmi.properties import dumps
+from builder.paths import cache_dir as _cache_dir
+
+STAGE = "bake"
+ARTIFACTS_REPO = "lmi-build/artifacts"
+CONTEXT_LAYERS = "layers"
+_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+
+
+def _client(options: BakeOptions):
+    if options.docker is not None:
+        return options.docker
+    try:
+        import docker
+
+        client = docker.from_env(timeout=900)
+        client.ping()
+        return client
+    except Exception as exc:  # the SDK raises several unrelated types here
+        raise BuilderError(f"no Docker engine reachable: {exc}", stage=STAGE,
+                           hint="start dockerd or set DOCKER_HOST") from None
+
+
+def config_files(resolved, extra_files: dict[str, Path]) -> dict[str, bytes]:
+    """serving.properties plus the handler files (read here: they are small, and this pins their bytes)."""
+    files: dict[str, bytes] = {"serving.properties": dumps(resolved.properties).encode()}
+    for name, src in sorted(extra_files.items()):
+        rel = check_relative(name, "handler file")
+        if rel == "serving.properties":
+            raise BuilderError("a handler file may not be named serving.properties (it is generated)", stage=STAGE)
+        try:
+            files[rel] = Path(src).read_bytes()
+        except OSError as exc:
+            raise BuilderError(f"handler file {src} cannot be read: {exc}", stage=STAGE) from None
+    return files
+
+
+def _context(dockerfile: str, layers: list[Layer]) -> tuple[Iterator[bytes], int, list[str]]:
+    """Tar chunks of Dockerfile + one folder per layer; returns (chunks, approximate size, folders)."""
+    dirs = [f"{CONTEXT_LAYERS}/{layer.name}" for layer in layers]
+    items: list[tuple[str, LayerEntry]] = [(CONTEXT_LAYERS, LayerEntry(CONTEXT_LAYERS, None, 0o755, 0))]
+    for layer, d in zip(layers, dirs, strict=True):
+        items.extend(layer_items(layer, d))
+    data = dockerfile.encode()
+
+    def gen() -> Iterator[bytes]:
+        from builder.image.layers import tar_header
+
+        yield tar_header("Dockerfile", size=len(data), mode=0o644, is_dir=False)
+        yield data + b"\0" * ((-len(data)) % 512)
+        yield from iter_entries_tar(items)
+
+    total = len(data) + sum(e.size + 1024 for _, e in items)
+    return gen(), total, dirs
+
+
+def _chunked(it: Iterator[bytes]) -> Iterator[bytes]:
+    """Coalesce small tar pieces so the HTTP body goes out in ~1 MiB chunks."""
+    buf = bytearray()
+    for piece in it:
+        buf += piece
+        if len(buf) >= CHUNK:
+            yield bytes(buf)
+            buf.clear()
+    if buf:
+        yield bytes(buf)
+
+
+def _image_id(client, ref: str) -> str | None:
+    import docker.errors
+
+    try:
+        return client.api.inspect_image(ref)["Id"]
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _diff_ids(client, image_id: str) -> list[str]:
+    return list(client.api.inspect_image(image_id).get("RootFS", {}).get("Layers") or [])
+
+
+def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, compiled_dir: Path | None,
+               extra_files: dict[str, Path], options: BakeOptions) -> BakeResult:
+    start = time.monotonic()
+    client = _client(options)
+    for tag in options.tags:
+        if not _TAG_RE.match(tag) or ".." in tag:
+            raise BuilderError(f"--tag {tag!r} is not a valid image reference", stage=STAGE,
+                               hint="use REPO[:TAG], lower-case repository")
+    cache_root = _cache_dir(options.cache_dir) / "image"
+    cache_root.mkdir(parents=True, exist_ok=True)
+    hits: list[str] = []
+
+    base = resolve_base(client, options.base_image or resolved.base_image,
+                        allow_unpinned=options.allow_unpinned_base, pull=options.pull)
+    console.info(f"  base {base.ref} -> {base.from_ref[:80]} ({base.pin})")
+
+    layers = plan_layers(model_dir, compiled_dir, config_files(resolved, extra_files),
+                         blob_dir=cache_root / "blobs")
+    artifact_layers = [x for x in layers if x.kind != "config"]
+    config_layer = layers[-1]
+
+    digests = FileDigestCache(cache_root)
+    content = {x.name: layer_content_digest(x, digests) for x in layers}
+    digests.save()
+    if digests.hits:
+        hits.append(f"file-digests:{len(digests.hits)}/{len(digests.hits) + len(digests.misses)}")
+
+    bytes_sent = 0
+    artifacts_reused = False
+    artifacts_ref: str | None = None
+    from_ref = base.from_ref
+    if artifact_layers:
+        h = hashlib.sha256(f"artifacts-v1|{__version__}|{base.image_id}|{base.from_ref}".encode())
+        for x in artifact_layers:
+            h.update(f"\n{x.name}|{x.kind}|{content[x.name]}".encode())
+        inputs = h.hexdigest()
+        artifacts_ref = f"{ARTIFACTS_REPO}:{inputs[:12]}"
+        with FileLock(str(cache_root / f"artifacts-{inputs[:12]}.lock")):
+            existing = None if options.no_cache else _image_id(client, artifacts_ref)
+            if existing is not None and client.api.inspect_image(existing)["Config"].get("Labels", {}) \
+                    .get(L.INPUTS_DIGEST) == inputs:
+                artifacts_reused = True
+                hits.append(f"artifacts-image:{artifacts_ref}")
+                console.info(f"  artifacts image {artifacts_ref} reused (weights not sent, not read)")
+                from_ref = existing
+            else:
+                dockerfile = render.render_artifacts(from_ref=base.from_ref,
+                                                     layer_dirs=[f"{CONTEXT_LAYERS}/{x.name}" for x in artifact_layers])
+                chunks, total, _ = _context(dockerfile, artifact_layers)
+                console.info(f"  building artifacts image {artifacts_ref} "
+                             f"({sum(x.size for x in artifact_layers) / 2**20:.1f} MiB in {len(artifact_layers)} layer(s))")
+                out = _docker.build(client, _chunked(chunks), total=total, tag=artifacts_ref,
+                                    labels=metadata.artifacts_labels(
+                                        inputs_digest=inputs, base_ref=base.ref, base_digest=base.digest,
+                                        model_id=resolved.recipe.model.id or resolved.recipe.model.s3
+                                        or resolved.recipe.model.path or "", model_digest=model_digest),
+                                    nocache=options.no_cache, what="artifacts image", show_progress=options.progress)
+                bytes_sent += out.bytes_sent
+                from_ref = out.image_id
+
+    labels = metadata.model_labels(resolved, base_ref=base.ref, base_digest=base.digest, model_digest=model_digest,
+                                   compile_labels=options.compile_labels, compiled=compiled_dir is not None,
+                                   recipe_file=options.recipe_file, created=options.created)
+    dockerfile = render.render_model(resolved.release.family, from_ref=from_ref,
+                                     config_dir=f"{CONTEXT_LAYERS}/{config_layer.name}", env=resolved.recipe.env)
+    previous = _image_id(client, resolved.tag)
+    chunks, total, _ = _context(dockerfile, [config_layer])
+    out = _docker.build(client, _chunked(chunks), total=total, tag=resolved.tag, labels=labels,
+                        nocache=options.no_cache, what="model image", show_progress=options.progress)
+    bytes_sent += out.bytes_sent
+    if out.cached_steps:
+        hits.append(f"build-steps:{out.cached_steps}/{out.steps}")
+    tags = [resolved.tag]
+    for tag in options.tags:
+        repo, _, t = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
+        try:
+            client.api.tag(out.image_id, repo, t or "latest", force=True)
+        except Exception as exc:  # SDK errors vary
+            raise BuilderError(f"tagging {out.image_id[:19]} as {tag} failed: {exc}", stage=STAGE) from None
+        tags.append(f"{repo}:{t or 'latest'}")
+
+    diff_ids = _diff_ids(client, out.image_id)
+    ours = diff_ids[-len(layers):] if len(diff_ids) >= len(layers) else []
+    infos = [LayerInfo(name=x.name, kind=x.kind, digest=ours[i] if ours else None, content_digest=content[x.name],
+                       size=x.size, files=len(x.files)) for i, x in enumerate(layers)]
+    result = BakeResult(image_id=out.image_id, tags=tags, base_ref=base.ref, base_digest=base.digest,
+                        base_pin=base.pin, artifacts_ref=artifacts_ref, layers=infos, bytes_sent=bytes_sent,
+                        artifacts_image_reused=artifacts_reused, reused=previous == out.image_id, cache_hits=hits,
+                        seconds=round(time.monotonic() - start, 3))
+    console.info(f"  image {out.image_id[:19]} tagged {', '.join(tags)}; {bytes_sent / 1024:.1f} KiB sent to the engine")
+    return result
