@@ -101,3 +101,31 @@ def write_recipe(folder: Path, data: dict) -> Path:
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def write_header_only_safetensors(path: Path, tensors: dict[str, tuple[str, tuple[int, ...]]]) -> None:
+    """A safetensors file whose header describes big tensors but holds no data: enough for the fit check
+    (which reads headers only) to size a 70B model in a few bytes."""
+    import struct
+
+    unit = {"F16": 2, "BF16": 2, "F32": 4, "I8": 1}
+    header, off = {}, 0
+    for name, (dtype, shape) in tensors.items():
+        n = int(np.prod(shape)) * unit[dtype]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + n]}
+        off += n
+    blob = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob)
+
+
+def make_llama_shaped(folder: Path, *, layers: int, hidden: int, heads: int, kv_heads: int, inter: int,
+                      vocab: int = 128256, max_pos: int = 8192, dtype: str = "BF16") -> int:
+    """config.json + a header-only safetensors for a Llama-shaped model; returns the parameter count."""
+    cfg = dict(TINY_CONFIG, hidden_size=hidden, intermediate_size=inter, num_attention_heads=heads,
+               num_key_value_heads=kv_heads, num_hidden_layers=layers, vocab_size=vocab,
+               max_position_embeddings=max_pos, torch_dtype="bfloat16")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    shapes = tiny_tensors(cfg)
+    write_header_only_safetensors(folder / "model.safetensors", {n: (dtype, s) for n, s in shapes.items()})
+    return sum(int(np.prod(s)) for s in shapes.values())
