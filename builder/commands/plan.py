@@ -1,0 +1,204 @@
+"""``lmi-build plan PATH... [--changed-since REF]``: which recipes to build and what runner each needs,
+as JSON for CI matrices (``{"matrix": {"include": [...]}, ...}`` on stdout)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builder.diagnostics import BuilderError, DiagnosticError, UsageError
+
+NAME = "plan"
+HELP = "list affected recipes and the runner each needs (JSON for CI matrices)"
+DESCRIPTION = (
+    "Load every recipe under PATH (files or folders) and print, for each affected recipe, what its "
+    "runner needs: accelerator kind, GPU count and compute capability, Neuron devices, whether it "
+    "compiles, expected disk. With --changed-since REF only recipes affected by `git diff REF` are "
+    "listed: the recipe file, files it references, its image template folder, or its catalog entry."
+)
+
+CATALOG_FILES = ("builder/catalog/containers.yaml", "builder/catalog/instances.yaml",
+                 "builder/catalog/regions.yaml")
+GIB = 1 << 30
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="recipe files or folders of recipes")
+    p.add_argument("--changed-since", metavar="REF", help="only recipes affected since git REF")
+    p.add_argument("--output", metavar="FILE", help="also write the JSON here")
+
+
+# --- git ------------------------------------------------------------------------------------------
+
+def _git(args: list[str], cwd: Path) -> str:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        raise BuilderError(f"git not available: {exc}", stage="plan") from None
+    if proc.returncode != 0:
+        raise UsageError(f"git {' '.join(args)}: {proc.stderr.strip() or 'failed'}")
+    return proc.stdout
+
+
+def changed_files(ref: str, cwd: Path) -> tuple[Path, set[Path]]:
+    root = Path(_git(["rev-parse", "--show-toplevel"], cwd).strip())
+    _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root)
+    names = _git(["diff", "--name-only", ref, "--"], root).splitlines()
+    names += _git(["ls-files", "--others", "--exclude-standard"], root).splitlines()
+    return root, {(root / n).resolve() for n in names if n}
+
+
+def _old_yaml(root: Path, ref: str, rel: str) -> Any:
+    proc = subprocess.run(["git", "show", f"{ref}:{rel}"], cwd=root, capture_output=True, text=True, timeout=60)
+    return yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
+
+
+def _catalog_part(data: Any, rel: str, family: str, version: str, instance_family: str) -> Any:
+    """The slice of one catalog file that a recipe depends on."""
+    if data is None:
+        return None
+    if rel.endswith("containers.yaml"):
+        return {"family": (data.get("families") or {}).get(family), "backends": data.get("backends"),
+                "releases": [r for r in data.get("releases") or []
+                             if r.get("family") == family and str(r.get("version")) == version]}
+    if rel.endswith("instances.yaml"):
+        return (data.get("families") or {}).get(instance_family)
+    return data  # regions: any change matters
+
+
+# --- recipes --------------------------------------------------------------------------------------
+
+def recipe_files(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file())
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise UsageError(f"{raw}: no such file or folder")
+    return found
+
+
+def _referenced(recipe, base: Path) -> list[Path]:
+    m = recipe.model
+    rels = [m.path, m.entry_point, m.requirements, *m.files]
+    return [(base / r).resolve() for r in rels if r]
+
+
+def _tree_bytes(path: Path) -> int | None:
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    return None
+
+
+def runner_needs(recipe, base: Path, catalog) -> dict[str, Any]:
+    inst = catalog.instance(recipe.target.instance_type)
+    if inst is None:
+        raise BuilderError(f"instance type {recipe.target.instance_type!r} is not in the catalog", stage="plan")
+    gpu = inst.kind == "gpu"
+    neuron = inst.kind == "neuron"
+    compiles = bool(recipe.compile.enabled)
+    model_bytes = _tree_bytes((base / recipe.model.path).resolve()) if recipe.model.path else None
+    notes: list[str] = []
+    disk_gib = None
+    if model_bytes is not None:
+        # fetch cache copy + build context/layer + image layer in the engine (+ compiled artifacts,
+        # about model-sized for TRT-LLM engines / NEFFs); the runtime base image comes on top.
+        factor = 3 + (1 if compiles else 0)
+        disk_gib = round(model_bytes * factor / GIB + 1, 1)
+        notes.append(f"disk: {factor}x model size + 1 GiB, excluding the runtime base image")
+    else:
+        notes.append("model size not known offline (Hub/S3 or not yet generated); disk estimate omitted")
+    labels = ["self-hosted", inst.kind]
+    if gpu:
+        labels += [inst.arch, f"gpus-{inst.devices}"]
+    if neuron:
+        labels += [inst.arch, f"neuron-devices-{inst.chips or 1}"]
+    return {
+        "instance_type": recipe.target.instance_type, "accelerator": inst.accelerator, "kind": inst.kind,
+        "gpus": inst.devices if gpu else 0,
+        "compute_capability": inst.compute_capability if gpu else None,
+        "arch": inst.arch,
+        "gpu_memory_gib": inst.memory_gib if gpu else None,
+        "neuron_devices": (inst.chips or 1) if neuron else 0,  # /dev/neuron* devices
+        "neuron_cores": inst.devices if neuron else 0,
+        "compiles": compiles,
+        "model_bytes": model_bytes, "disk_gib": disk_gib,
+        "runner_labels": labels, "notes": notes,
+    }
+
+
+def plan(paths: list[str], changed_since: str | None = None) -> dict[str, Any]:
+    from builder.catalog import load_catalog
+    from builder.recipe import load_recipe
+
+    files = recipe_files(paths)
+    catalog = load_catalog()
+    root, changed = (None, set())
+    if changed_since:
+        root, changed = changed_files(changed_since, Path.cwd())
+    diags = []
+    include: list[dict[str, Any]] = []
+    unaffected: list[str] = []
+    for f in files:
+        loaded = load_recipe(f)
+        if not loaded.ok:
+            diags += loaded.diagnostics
+            continue
+        r = loaded.recipe
+        assert r is not None
+        entry = {"recipe": str(f), "name": r.name, "family": r.container.family, "version": r.container.version,
+                 **runner_needs(r, loaded.base_dir, catalog)}
+        if changed_since:
+            assert root is not None
+            reasons = _reasons(f.resolve(), r, loaded.base_dir, root, changed, changed_since)
+            if not reasons:
+                unaffected.append(str(f))
+                continue
+            entry["reasons"] = reasons
+        include.append(entry)
+    if diags:
+        raise DiagnosticError(diags, stage="plan")
+    return {"changed_since": changed_since, "count": len(include), "matrix": {"include": include},
+            "unaffected": unaffected}
+
+
+def _reasons(file: Path, recipe, base: Path, root: Path, changed: set[Path], ref: str) -> list[str]:
+    reasons = []
+    if file in changed:
+        reasons.append("recipe changed")
+    for ref_path in _referenced(recipe, base):
+        hit = [c for c in changed if c == ref_path or ref_path in c.parents]
+        if hit:
+            reasons.append(f"referenced file changed: {hit[0].relative_to(root)}")
+    template_dir = (root / "images" / recipe.container.family).resolve()
+    if any(template_dir in c.parents for c in changed):
+        reasons.append(f"image template changed: images/{recipe.container.family}/")
+    inst_family = recipe.target.instance_type.removeprefix("ml.").split(".")[0]
+    for rel in CATALOG_FILES:
+        if (root / rel).resolve() not in changed:
+            continue
+        now = yaml.safe_load((root / rel).read_text()) if (root / rel).exists() else None
+        old = _old_yaml(root, ref, rel)
+        args = (recipe.container.family, recipe.container.version, inst_family)
+        if _catalog_part(now, rel, *args) != _catalog_part(old, rel, *args):
+            reasons.append(f"catalog entry changed: {rel}")
+    return reasons
+
+
+def run(args) -> int:
+    result = plan(args.paths, args.changed_since)
+    text = json.dumps(result, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
