@@ -1,0 +1,106 @@
+"""Image config and manifest of an assembled image, derived from the base's config.
+
+Kept from the base: everything (Entrypoint, Cmd, Env, WorkingDir, ExposedPorts, User, ...); ours are
+merged on top (labels, env: ours win on the same key), one history entry per added layer. Every
+timestamp is fixed (``1970-01-01T00:00:00Z``) so the digest depends only on the inputs
+(reference/containers-and-registries.md §5.5: the docker path's ``created`` makes a new digest every
+build; this one does not).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from builder import labels as L
+from builder.image.layers import Layer
+from builder.registry.client import OCI_MANIFEST
+from builder.registry.layerblobs import LayerBlob, canonical_json
+
+EPOCH = "1970-01-01T00:00:00Z"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+_TO_OCI = {
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+}
+
+
+def default_labels(resolved: Any) -> dict[str, str]:
+    """The builder's labels for a resolved recipe (same keys as the Docker bake, builder/labels.py)."""
+    from builder import __version__
+
+    recipe = resolved.recipe
+    out = {
+        L.MANAGED: "true",
+        L.ROLE: "model",
+        L.BUILDER_VERSION: __version__,
+        L.RECIPE_NAME: recipe.name,
+        L.RECIPE_HASH: resolved.recipe_hash,
+        L.RECIPE_JSON: json.dumps(resolved.to_json(), sort_keys=True, separators=(",", ":")),
+        L.LMI_VERSION: resolved.release.version,
+        L.LMI_FAMILY: resolved.release.family,
+        L.TARGET_INSTANCE: resolved.instance.name,
+        L.TARGET_ARCH: str(resolved.instance.arch),
+    }
+    if getattr(recipe.model, "id", None):
+        out[L.MODEL_ID] = str(recipe.model.id)
+    if getattr(recipe.model, "revision", None):
+        out[L.MODEL_REVISION] = str(recipe.model.revision)
+    return out
+
+
+def _merge_env(base: Sequence[str], ours: Mapping[str, str]) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    for item in base:
+        key = item.split("=", 1)[0]
+        if key in ours:
+            out.append(f"{key}={ours[key]}")
+            seen.add(key)
+        else:
+            out.append(item)
+    out.extend(f"{k}={ours[k]}" for k in sorted(ours) if k not in seen)
+    return out
+
+
+def build_config(base_config: dict[str, Any], layers: Sequence[tuple[Layer, LayerBlob]], *,
+                 labels: Mapping[str, str], env: Mapping[str, str]) -> dict[str, Any]:
+    cfg = copy.deepcopy(base_config)
+    cfg["created"] = EPOCH
+    cfg.pop("container", None)  # docker build leftovers describing the base's last build step
+    cfg.pop("container_config", None)
+    inner = cfg.setdefault("config", {}) or {}
+    cfg["config"] = inner
+    inner["Labels"] = {**(inner.get("Labels") or {}), **labels}
+    if env:
+        inner["Env"] = _merge_env(inner.get("Env") or [], env)
+    rootfs = cfg.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+    rootfs["diff_ids"] = list(rootfs.get("diff_ids") or []) + [blob.diff_id for _, blob in layers]
+    history = list(cfg.get("history") or [])
+    for layer, _ in layers:
+        history.append({"created": EPOCH, "created_by": f"lmi-builder: {layer.kind} layer {layer.name}",
+                        "comment": f"{len(layer.files)} file(s), {layer.size} bytes"})
+    cfg["history"] = history
+    return cfg
+
+
+def build_manifest(base_layers: Sequence[dict[str, Any]], config_blob: bytes, config_digest: str,
+                   layers: Sequence[LayerBlob], *, base_digest: str) -> bytes:
+    """OCI image manifest (canonical JSON). Base layers keep their digests; docker media types are
+    mapped to their OCI names (same bytes, same digest)."""
+    items = [{"mediaType": _TO_OCI.get(d["mediaType"], d["mediaType"]), "digest": d["digest"], "size": d["size"],
+              **({"urls": d["urls"]} if d.get("urls") else {})} for d in base_layers]
+    items += [{"mediaType": b.media_type, "digest": b.digest, "size": b.size} for b in layers]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_blob)},
+        "layers": items,
+        # the base's name is deliberately not here: it differs between registries, the digest does not
+        "annotations": {"org.opencontainers.image.base.digest": base_digest},
+    }
+    return canonical_json(manifest)

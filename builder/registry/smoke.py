@@ -1,0 +1,57 @@
+"""Pull a registry-assembled image into the local engine by digest, for the smoke test only.
+
+The smoke stage then runs ``HOST/REPO@sha256:...`` (the same digest publish moves a tag to).
+Credentials go to the engine in the API call's ``auth_config``, never in argv or on disk;
+errors in the pull stream are in-band and checked (containers-and-registries.md §4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from builder import console
+from builder.diagnostics import BuilderError
+from builder.registry import reference
+
+STAGE = "smoke"
+
+
+def pull_for_smoke(pinned: str, *, credentials: object | None = None, docker: Any = None) -> str:
+    """Pull ``pinned`` (HOST/REPO@sha256:...); returns the local image id. The engine keeps the
+    image under its ``RepoDigests`` entry, so the smoke stage can run ``pinned`` itself."""
+    ref = reference.parse(pinned, what="image")
+    if ref.digest is None:
+        raise BuilderError(f"{pinned} is not pinned by digest", stage=STAGE)
+    if docker is None:
+        import docker as docker_sdk
+
+        try:
+            docker = docker_sdk.from_env(timeout=600)
+            docker.ping()
+        except Exception as exc:  # any failure here means "no engine to smoke-test in"
+            raise BuilderError(f"no Docker engine to run the smoke test in ({exc.__class__.__name__})",
+                               stage=STAGE) from None
+    auth = None
+    if credentials is not None:
+        auth = {"username": credentials.username,  # type: ignore[attr-defined]
+                "password": credentials.password.get_secret_value()}  # type: ignore[attr-defined]
+    console.step(f"pull {pinned} into the local engine (smoke test only)")
+    for event in docker.api.pull(ref.name, tag=ref.digest, stream=True, decode=True, auth_config=auth):
+        if "error" in event or "errorDetail" in event:
+            detail = (event.get("errorDetail") or {}).get("message") or event.get("error")
+            raise BuilderError(f"pulling {pinned} failed: {detail}", stage=STAGE)
+    image = docker.images.get(pinned)
+    if pinned not in (image.attrs.get("RepoDigests") or []):
+        raise BuilderError(f"the engine does not list {pinned} after the pull", stage=STAGE)
+    return image.id
+
+
+def remove_pulled(pinned: str, *, docker: Any = None) -> None:
+    """Remove the ``repo@digest`` reference the pull created (and the image if nothing else uses it)."""
+    import docker as docker_sdk
+
+    docker = docker or docker_sdk.from_env()
+    try:
+        docker.images.remove(pinned)
+    except docker_sdk.errors.APIError:
+        pass
