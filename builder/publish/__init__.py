@@ -10,7 +10,7 @@ from builder.publish.models import (
     TargetResult,
 )
 from builder.publish.publisher import publish_image
-from builder.publish.recipe import targets_from_recipe
+from builder.publish.recipe import publish_from_recipe, targets_from_recipe
 
 __all__ = ["DeployHints", "EcrTarget", "PublishOptions", "PublishResult", "PublishTarget", "TargetResult",
-           "publish_image", "targets_from_recipe"]
+           "publish_from_recipe", "publish_image", "targets_from_recipe"]

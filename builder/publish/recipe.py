@@ -41,3 +41,34 @@ def targets_from_recipe(publish: Any) -> tuple[list[PublishTarget], list[str]]:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise BuilderError("recipe publish.tags must be a list of strings", stage="publish")
     return targets, list(tags)
+
+
+def publish_from_recipe(image_ref: str, recipe: Any, opts: Any, *, smoke_status: str | None = None):
+    """Pipeline entry: targets and tag templates from ``recipe.publish`` plus ``opts.registry``;
+    gate flags and cache from the build options. The smoke ledger, not ``smoke_status``, decides the
+    gate (it survives processes); ``smoke_status`` only sharpens the refusal message."""
+    from builder.publish.models import PublishOptions
+    from builder.publish.publisher import publish_image
+
+    targets, templates = targets_from_recipe(getattr(recipe, "publish", None))
+    extra = getattr(opts, "registry", None)
+    if extra and all(t.registry != extra for t in targets):
+        try:
+            targets.append(PublishTarget(registry=extra))
+        except ValidationError as exc:
+            raise BuilderError(f"--registry {extra}: {exc.errors()[0]['msg']}", stage="publish") from None
+    if not targets:
+        raise BuilderError("--push given but the recipe has no publish: section and no --registry",
+                           stage="publish", hint="add publish: {ecr: {...}} or registry: to the recipe")
+    cache = getattr(opts, "cache_dir", None)
+    options = PublishOptions(
+        tags=templates, skip_smoke=bool(getattr(opts, "skip_smoke", False)),
+        allow_dev_runtime=bool(getattr(opts, "allow_dev_runtime", False)),
+        cache_dir=str(cache) if cache else None, git_sha=getattr(opts, "git_sha", None),
+        ecr_registry_host=getattr(opts, "registry_host", None))
+    try:
+        return publish_image(image_ref, targets, options)
+    except BuilderError as exc:
+        if smoke_status and smoke_status != "passed" and "smoke" in str(exc):
+            exc.hint = (exc.hint or "") + f" (this build's smoke stage: {smoke_status})"
+        raise
