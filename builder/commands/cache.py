@@ -1,0 +1,65 @@
+"""``lmi-build cache ls|prune``: what the shared cache holds, and removing what is not used."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+NAME = "cache"
+HELP = "list or prune the model and compile cache"
+DESCRIPTION = ("ls: models (per source), snapshots, compiled engines, with sizes and last use. "
+               "prune: remove models and compiled engines unused for --older-than days, then every blob, "
+               "snapshot and temporary file nothing refers to (--dry-run lists only).")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    ls = sub.add_parser("ls", help="list cache entries")
+    ls.add_argument("--format", choices=("table", "json"), default="table")
+    pr = sub.add_parser("prune", help="remove unused entries")
+    pr.add_argument("--older-than", type=float, metavar="DAYS",
+                    help="also remove models and compile entries not used for DAYS days "
+                         "(without it: only what nothing refers to)")
+    pr.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    for q in (ls, pr):
+        q.add_argument("--cache-dir", metavar="DIR", help="cache folder (default LMI_BUILD_CACHE or user cache)")
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n:.1f} TB"
+
+
+def run(args: argparse.Namespace) -> int:
+    from builder.artifacts.cache import list_items, prune
+    from builder.console import console, info
+    from builder.paths import cache_dir
+
+    root = cache_dir(args.cache_dir)
+    if args.cache_command == "ls":
+        items = list_items(root)
+        if args.format == "json":
+            sys.stdout.write(json.dumps([i.model_dump(mode="json") for i in items], indent=2) + "\n")
+            return 0
+        from rich.table import Table
+
+        t = Table(title=str(root))
+        for col in ("kind", "name", "size", "last used", "detail"):
+            t.add_column(col)
+        now = time.time()
+        for i in items:
+            t.add_row(i.kind, i.name, _human(i.bytes) if i.bytes else "-", f"{(now - i.last_used) / 86400:.1f} d ago",
+                      i.detail)
+        console().print(t)
+        return 0
+    removed = prune(root, older_than_days=args.older_than, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for i in removed:
+        info(f"{verb} {i.kind} {i.name} ({_human(i.bytes)})")
+    info(f"{verb} {len(removed)} entries, {_human(sum(i.bytes for i in removed))}")
+    return 0
