@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from builder import __version__
-from builder.catalog import Catalog, Instance, Release, load_catalog, version_tuple
+from builder.catalog import Catalog, Instance, Release, load_catalog
 from builder.diagnostics import BuilderError
 from builder.lmi.properties import format_value
 from builder.recipe.model import Recipe
@@ -137,14 +137,23 @@ def _tensor_parallel(value: Any, instance: Instance) -> int:
 
 def _entry_point(recipe: Recipe, release: Release, catalog: Catalog, rolling_batch: str,
                  opts: dict[str, Any]) -> str | None:
+    """The handler LMI would pick (§5), pinned (§18). Mirrors rules.backend.check_entry_point."""
     if recipe.model.entry_point:
         return PurePosixPath(recipe.model.entry_point).name  # baked beside serving.properties
     if "entryPoint" in opts:
         return str(opts["entryPoint"])
+    if release.family == "neuronx":
+        return "djl_python.transformers_neuronx"  # v0.29.0: Neuron devices get the TNX handler (§5)
+    async_mode = str(opts.get("async_mode", "")).lower() == "true"
+    if rolling_batch == "auto" or async_mode:
+        # what auto-configuration picks for this image (§7: master's auto -> async service)
+        return release.default_entry_point or "djl_python.huggingface"
+    if rolling_batch == "trtllm" or release.family == "tensorrt-llm":
+        return release.default_entry_point
     backend = catalog.backends.get(rolling_batch)
-    if backend and backend.entry_point and version_tuple(release.version) < (0, 33):
-        return backend.entry_point
-    return release.default_entry_point
+    if backend and backend.entry_point:
+        return backend.entry_point  # vllm/lmi-dist/scheduler: huggingface; deepspeed: djl_python.deepspeed
+    return "djl_python.huggingface"  # rolling_batch=disable: HF accelerate (§8.5); also cpu families
 
 
 def _base_image(recipe: Recipe, release: Release, catalog: Catalog, region: str) -> str | None:
@@ -163,13 +172,22 @@ def _base_image(recipe: Recipe, release: Release, catalog: Catalog, region: str)
 
 def env_form(properties: dict[str, str]) -> dict[str, str]:
     """The configuration guide's translation: engine=X -> SERVING_LOAD_MODELS=test::X=/opt/ml/model,
-    option.<k> -> OPTION_<K>, other <k> -> SERVING_<K> (reference §10.1-10.2)."""
+    option.<k> -> OPTION_<K>, other <k> -> SERVING_<K> (reference §10.1-10.2).
+
+    §10.2: LMI lower-cases an ``OPTION_`` suffix only when it is all upper case, and renames
+    ``entrypoint`` to ``entryPoint``; so a camelCase option other than entryPoint keeps its spelling
+    (``OPTION_someKey``) to survive the round trip.
+    """
     env: dict[str, str] = {}
     for key, value in properties.items():
         if key == "engine":
             env["SERVING_LOAD_MODELS"] = f"test::{value}={MODEL_DIR}"
         elif key.startswith("option."):
-            env["OPTION_" + key[len("option."):].upper().replace(".", "_").replace("-", "_")] = value
+            name = key[len("option."):]
+            if name != "entryPoint" and name != name.lower():
+                env["OPTION_" + name.replace(".", "_").replace("-", "_")] = value
+            else:
+                env["OPTION_" + name.upper().replace(".", "_").replace("-", "_")] = value
         else:
             env["SERVING_" + key.upper().replace(".", "_").replace("-", "_")] = value
     return env

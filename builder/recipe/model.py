@@ -104,15 +104,15 @@ class Serving(Strict):
     max_dynamic_batch_size: int | None = None
     max_batch_delay: int | None = None
     max_idle_time: int | None = None
-    minWorkers: int | None = None  # noqa: N815 - LMI's own spelling
-    maxWorkers: int | None = None  # noqa: N815
+    minWorkers: int | None = None  # LMI's own spelling
+    maxWorkers: int | None = None
     load_on_devices: str | None = None
     required_memory_mb: int | None = None
     reserved_memory_mb: int | None = None
     retry_threshold: int | None = None
     log_request_metric: bool | None = None
     metrics_aggregation: int | None = None
-    translatorFactory: str | None = None  # noqa: N815
+    translatorFactory: str | None = None
     gpu_minWorkers: int | None = Field(None, alias="gpu.minWorkers")
     gpu_maxWorkers: int | None = Field(None, alias="gpu.maxWorkers")
     cpu_minWorkers: int | None = Field(None, alias="cpu.minWorkers")

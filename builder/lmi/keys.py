@@ -1,0 +1,159 @@
+"""The ``option.*`` key catalogue per backend and LMI version (reference/lmi-runtime.md §5, §6, §8).
+
+LMI ignores unknown keys silently (§17.1); the builder rejects them unless the recipe lists them in
+``serving.pass_through``. The catalogue is built from what the reference states about each
+properties class. vLLM forwards any key that its ``EngineArgs`` knows (§8.1), and that set changes
+with every vLLM release, so the vLLM list below holds the common ``EngineArgs`` fields only: a
+valid but rarer EngineArgs key needs ``pass_through``. That is a deliberate trade: a false "unknown"
+costs one line in a recipe, a silently dropped typo costs a GPU start-up.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from builder.catalog import Release, version_tuple
+
+# §5: options the Java front end (PyModel / PyEnv) reads for every Python-engine model.
+PYTHON_ENGINE = frozenset({
+    "entryPoint", "handler", "pythonExecutable", "env", "predict_timeout", "model_loading_timeout",
+    "parallel_loading", "enable_venv", "mpi_mode", "async_mode", "tensor_parallel_degree",
+    "pipeline_parallel_degree",
+})
+
+# §6: properties.Properties (every backend), plus model location keys.
+COMMON = frozenset({
+    "model_id", "model_dir", "revision", "dtype", "rolling_batch", "tensor_parallel_degree", "cluster_size",
+    "batch_size", "max_rolling_batch_size", "enable_streaming", "trust_remote_code", "mpi_mode", "tgi_compat",
+    "bedrock_compat", "enable_lora", "output_formatter", "input_formatter", "waiting_steps", "draft_model_id",
+    "spec_length", "task", "quantize", "adapters", "device", "max_new_tokens",
+})
+# Keys only newer releases know (master §6).
+COMMON_SINCE = {"lmcache_auto_config": (0, 33)}
+
+# §8.5 HF accelerate (HuggingFaceProperties), also the handler of rolling_batch=disable on GPU and CPU.
+HF_ACCELERATE = frozenset({
+    "device_id", "device_map", "low_cpu_mem_usage", "disable_flash_attn", "is_peft_model", "load_in_4bit",
+    "load_in_8bit",
+})
+
+# §8.1 vLLM: fields of VllmRbProperties plus the common EngineArgs names (not exhaustive, see module doc).
+VLLM = frozenset({
+    "engine", "pipeline_parallel_degree", "quantization", "max_rolling_batch_prefill_tokens",
+    "max_num_batched_tokens", "cpu_offload_gb_per_gpu", "cpu_offload_gb", "max_loras", "long_lora_scaling_factors",
+    "enable_auto_tool_choice", "tool_call_parser", "enable_reasoning", "reasoning_parser", "normalize",
+    "chat_template", "chat_template_content_format",
+    # v0.29.0 declared fields (§8.1)
+    "gpu_memory_utilization", "enforce_eager", "max_lora_rank", "lora_extra_vocab_size", "max_logprobs",
+    "enable_chunked_prefill", "enable_prefix_caching", "load_format", "max_model_len", "preloaded_model",
+    # aliases LMI accepts (§8.1 alias conflicts)
+    "tensor_parallel_size", "pipeline_parallel_size", "max_num_seqs",
+    # common vLLM EngineArgs fields
+    "kv_cache_dtype", "swap_space", "block_size", "seed", "max_seq_len_to_capture", "disable_custom_all_reduce",
+    "tokenizer", "tokenizer_mode", "tokenizer_revision", "code_revision", "rope_scaling", "rope_theta",
+    "speculative_config", "speculative_model", "num_speculative_tokens", "max_cpu_loras", "fully_sharded_loras",
+    "lora_dtype", "disable_sliding_window", "limit_mm_per_prompt", "served_model_name",
+    "distributed_executor_backend", "guided_decoding_backend", "num_scheduler_steps", "disable_log_stats",
+    "enable_lora_bias", "max_parallel_loading_workers", "hf_overrides", "mm_processor_kwargs",
+    "enable_expert_parallel", "data_parallel_size", "compilation_config", "generation_config",
+})
+
+# §8.2 lmi-dist (0.29.0 keys; the 0.34.0-dlc additions are gated by version below).
+LMI_DIST = frozenset({
+    "engine", "load_format", "pipeline_parallel_degree", "max_rolling_batch_prefill_tokens", "max_model_len",
+    "enforce_eager", "gpu_memory_utilization", "speculative_draft_model", "speculative_length",
+    "draft_model_tp_size", "record_acceptance_rate", "speculative_telemetry", "max_loras", "max_lora_rank",
+    "lora_extra_vocab_size", "max_cpu_loras", "max_logprobs", "enable_chunked_prefill", "cpu_offload_gb_per_gpu",
+    "enable_prefix_caching",
+})
+LMI_DIST_SINCE = {k: (0, 34) for k in ("limit_mm_per_prompt", "use_passive_workers", "tokenizer_mode",
+                                        "fully_sharded_loras", "lora_dtype", "disable_sliding_window")}
+
+# §8.3 TensorRT-LLM runtime knobs, build-time keys read by the partition script, and the user-guide
+# keys (toolkit era) that the runtime still passes through.
+TRTLLM = frozenset({
+    "tokenizer", "tokenizer_mode", "skip_tokenizer_init", "tokenizer_revision", "pipeline_parallel_size",
+    "context_parallel_size", "moe_tensor_parallel_size", "moe_expert_parallel_size", "enable_attention_dp",
+    "auto_parallel", "load_format", "enable_chunked_prefill", "guided_decoding_backend", "embedding_parallel_mode",
+    "fast_build", "enable_build_cache", "max_batch_size", "max_input_len", "max_seq_len", "max_beam_width",
+    "max_num_tokens", "backend", "enable_overlap_scheduler", "kv_cache_dtype", "attn_backend", "use_cuda_graph",
+    "moe_backend", "enable_block_reuse", "max_tokens", "max_attention_window", "sink_token_length",
+    "free_gpu_memory_fraction", "host_cache_size", "onboard_blocks", "cross_kv_cache_fraction",
+    "secondary_offload_min_priority", "event_buffer_max_size",
+    # build time (§8.3 "Build time")
+    "quant_algo", "kv_cache_quant_algo", "group_size", "smoothquant_val", "clamp_val", "use_meta_recipe",
+    "has_zero_point", "pre_quant_scales", "exclude_modules", "calib_dataset", "calib_batches", "calib_batch_size",
+    "calib_max_seq_length", "random_seed", "tokenizer_max_seq_length", "gather_context_logits", "max_draft_len",
+    "multiple_profiles", "opt_num_tokens", "pipeline_parallel_degree",
+    # user guide (§8.3 "User-guide keys")
+    "max_output_len", "tokens_per_block", "batch_scheduler_policy", "kv_cache_free_gpu_mem_fraction",
+    "max_num_sequences", "enable_trt_overlap", "enable_kv_cache_reuse", "baichuan_model_version",
+    "chatglm_model_version", "gpt_model_version", "use_fused_mlp", "rotary_base", "rotary_scaling",
+    "rotary_dim", "logits_dtype", "trtllm_checkpoint_path", "num_checkpoint_workers", "num_engine_workers",
+    "load_by_shard", "smoothquant_alpha", "smoothquant_per_token", "smoothquant_per_channel", "multi_query_mode",
+    "q_format", "calib_size", "awq_block_size", "use_fp8_context_fmha",
+})
+
+# §8.4 Transformers-NeuronX (0.29.0).
+TNX = frozenset({
+    "neuron_optimize_level", "enable_mixed_precision_accumulation", "enable_saturate_infinity", "n_positions",
+    "unroll", "context_length_estimate", "load_in_8bit", "low_cpu_mem_usage", "load_split_model",
+    "compiled_graph_path", "draft_model_compiled_path", "speculative_draft_model", "speculative_length",
+    "draft_model_tp_size", "save_mp_checkpoint_path", "group_query_attention", "model_loader",
+    "rolling_batch_strategy", "fuse_qkv", "attention_layout", "collectives_layout", "cache_layout",
+    "partition_schema", "all_reduce_dtype", "cast_logits_dtype", "on_device_embedding_config", "amp",
+    "max_model_len", "block_size", "enable_prefix_caching",
+})
+
+# §8.6 DeepSpeed (<= 0.27.0).
+DEEPSPEED = frozenset({
+    "max_tokens", "low_cpu_mem_usage", "enable_cuda_graph", "triangular_masking", "return_tuple",
+    "training_mp_size", "checkpoint", "save_mp_checkpoint_path", "ds_config", "deepspeed_config_path",
+    "smoothquant_alpha",
+})
+
+# §8.5 old scheduler (removed with 0.33).
+SCHEDULER = frozenset({"decoding_strategy", "max_sparsity", "max_splits", "disable_flash_attn", "multi_gpu"})
+
+BACKEND_KEYS: dict[str, frozenset[str]] = {
+    "vllm": VLLM, "lmi-dist": LMI_DIST, "trtllm": TRTLLM, "tnx": TNX, "deepspeed": DEEPSPEED,
+    "scheduler": SCHEDULER, "disable": HF_ACCELERATE,
+}
+
+# Keys whose value comes from the ``model:`` section of the recipe (reference §6, seed guide).
+OWNED_BY_MODEL = {"model_id": "model.id / model.s3 / model.path", "revision": "model.revision",
+                  "trust_remote_code": "model.trust_remote_code"}
+
+
+def backends_for(release: Release, rolling_batch: str) -> list[str]:
+    """The backends whose keys apply: the named one, or every one the release offers for ``auto``."""
+    return _backends(release.family, tuple(release.rolling_batch), rolling_batch)
+
+
+def _backends(family: str, offered: tuple[str, ...], rolling_batch: str) -> list[str]:
+    if family == "tensorrt-llm":
+        return ["trtllm"]
+    if family == "neuronx":
+        return ["tnx"] + ([rolling_batch] if rolling_batch in ("vllm", "lmi-dist") else [])
+    if rolling_batch == "auto":
+        return [rb for rb in offered if rb != "auto"]
+    return [rolling_batch]
+
+
+def known_keys(release: Release, rolling_batch: str) -> frozenset[str]:
+    """Every ``option.*`` key the runtime of ``release`` reads with this ``rolling_batch``."""
+    return _known_keys(release.family, release.version, tuple(release.rolling_batch), rolling_batch)
+
+
+@lru_cache(maxsize=256)
+def _known_keys(family: str, version: str, offered: tuple[str, ...], rolling_batch: str) -> frozenset[str]:
+    v = version_tuple(version)
+    keys: set[str] = set(COMMON) | set(PYTHON_ENGINE)
+    keys |= {k for k, since in COMMON_SINCE.items() if v >= since}
+    for backend in _backends(family, offered, rolling_batch):
+        keys |= BACKEND_KEYS.get(backend, frozenset())
+        if backend == "lmi-dist":
+            keys |= {k for k, since in LMI_DIST_SINCE.items() if v >= since}
+    if family in ("lmi", "cpu", "dev-cpu"):
+        keys |= HF_ACCELERATE  # the HF handler serves rolling_batch=disable and vllm in-process
+    return frozenset(keys)

@@ -1,0 +1,84 @@
+"""Option keys: the per-version key catalogue, pass-through, aliases, and keys the recipe owns elsewhere
+(reference/lmi-runtime.md §6, §8, §17.1, §18)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from builder.lmi.keys import OWNED_BY_MODEL, known_keys
+from builder.lmi.properties import KEY_RE
+from builder.lmi.rules.base import Ctx, rule
+
+UNKNOWN_OPTION = rule("unknown-option", "every option key is in the catalogue of the backend and LMI version "
+                      "(LMI would silently ignore a typo)", "fix the spelling (did you mean ...), or list the key in "
+                      "serving.pass_through if your runtime really reads it", "§17.1, §18")
+OPTION_KEY_SYNTAX = rule("option-key-syntax", "option keys are letters, digits, '_', '.', '-'",
+                         "rename the key", "§10.2")
+OWNED = rule("option-owned-by-model", "model_id, revision and trust_remote_code come from the model: section",
+             "move the value to model.id/s3/path, model.revision or model.trust_remote_code", "seed guide")
+PASS_UNUSED = rule("pass-through-unused", "a serving.pass_through entry names no option (warning)",
+                   "remove the entry or add the option", "")
+ALIAS = rule("alias-conflict", "LMI rejects two names of one setting with different values "
+             "(tensor_parallel_degree/size, pipeline_parallel_degree/size, max_rolling_batch_size/max_num_seqs)",
+             "keep one of the two names", "§8.1")
+ENV_SECRET = rule("env-secret", "secrets (tokens, passwords, keys) never go into env: (it is baked into the image)",
+                  "remove it; pass HF_TOKEN in the environment of lmi-build instead", "§18, DESIGN")
+ENV_CONFIG = rule("env-config-key", "OPTION_*/SERVING_*/HF_MODEL_* in env: would be a second source of the "
+                  "configuration that serving.properties already holds", "move it under serving: (or model:)",
+                  "§10, §18")
+
+ALIASES = (("tensor_parallel_degree", "tensor_parallel_size"), ("pipeline_parallel_degree", "pipeline_parallel_size"),
+           ("max_rolling_batch_size", "max_num_seqs"))
+SECRET_RE = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|PRIVATE_KEY|API_KEY)", re.I)
+
+
+def check_keys(ctx: Ctx) -> None:
+    assert ctx.release
+    known = known_keys(ctx.release, ctx.rolling_batch)
+    passed = set(ctx.recipe.serving.pass_through)
+    for key in ctx.opts:
+        path = ctx.opt_path(key)
+        if not KEY_RE.match(key):
+            ctx.error(path, OPTION_KEY_SYNTAX, f"option key '{key}' may only hold letters, digits, '_', '.', '-'",
+                      key=True)
+            continue
+        if key.startswith("option."):
+            ctx.error(path, UNKNOWN_OPTION, f"write '{key[len('option.'):]}' under serving.option (without the "
+                      "'option.' prefix)", key=True)
+            continue
+        if key in OWNED_BY_MODEL:
+            ctx.error(path, OWNED, f"option.{key} is set from the model: section; write it as "
+                      f"{OWNED_BY_MODEL[key]} and remove it here", key=True)
+            continue
+        if key == "engine" or key in known or key in passed:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        ctx.error(path, UNKNOWN_OPTION,
+                  f"unknown option '{key}' for rolling_batch '{ctx.rolling_batch}' in {ctx.release.family} "
+                  f"{ctx.release.version} (LMI would silently ignore it); {hint}if the runtime does read it, "
+                  f"add '{key}' to serving.pass_through", key=True)
+    for i, name in enumerate(ctx.recipe.serving.pass_through):
+        if name not in ctx.opts:
+            ctx.warning(("serving", "pass_through", i), PASS_UNUSED,
+                        f"pass_through lists '{name}' but serving.option has no such key; remove the entry")
+
+
+def check_aliases(ctx: Ctx) -> None:
+    for a, b in ALIASES:
+        if a in ctx.opts and b in ctx.opts and str(ctx.opts[a]).lower() != str(ctx.opts[b]).lower():
+            ctx.error(ctx.opt_path(b), ALIAS, f"{a}={ctx.opts[a]} and its alias {b}={ctx.opts[b]} disagree; LMI "
+                      f"refuses this at start-up; keep only {a}", key=True)
+
+
+def check_env(ctx: Ctx) -> None:
+    for key in ctx.recipe.env:
+        path = ("env", key)
+        if SECRET_RE.search(key):
+            ctx.error(path, ENV_SECRET, f"env '{key}' looks like a secret and env: is baked into the image; remove "
+                      "it (HF_TOKEN is read from lmi-build's own environment and never baked)", key=True)
+        elif key.startswith(("OPTION_", "SERVING_", "HF_MODEL_")) or key in ("TENSOR_PARALLEL_DEGREE",
+                                                                            "PIPELINE_PARALLEL_DEGREE"):
+            ctx.error(path, ENV_CONFIG, f"env '{key}' would configure LMI beside serving.properties (which wins "
+                      "for option keys, §10.5); set it under serving: / model: instead", key=True)
