@@ -20,8 +20,9 @@ from pydantic import BaseModel, Field
 
 from builder import __version__, console
 from builder.diagnostics import BuilderError
+from builder.image.bake import config_files as _config_files
 from builder.image.layers import Layer, plan_layers
-from builder.lmi.properties import dumps
+from builder.image.metadata import model_labels
 from builder.registry import reference
 from builder.registry.client import (
     DOCKER_LIST,
@@ -31,7 +32,7 @@ from builder.registry.client import (
     RegistryClient,
     RegistryCredentials,
 )
-from builder.registry.imageconfig import EPOCH, OCI_CONFIG, build_config, build_manifest, default_labels
+from builder.registry.imageconfig import EPOCH, OCI_CONFIG, build_config, build_manifest
 from builder.registry.layerblobs import (
     FORMAT,
     Compression,
@@ -101,16 +102,6 @@ def read_base(client: RegistryClient, ref: reference.ImageRef, platform: str = "
     return BaseImage(ref=str(ref), digest=digest, config=json.loads(cfg_bytes), layers=manifest["layers"])
 
 
-def _config_files(resolved: Any, extra_files: dict[str, Path]) -> dict[str, bytes]:
-    files = {"serving.properties": dumps(resolved.properties).encode()}
-    for name, path in sorted(extra_files.items()):
-        try:
-            files[name] = Path(path).read_bytes()
-        except OSError as exc:
-            raise BuilderError(f"extra file {path} for {name}: {exc.strerror}", stage=STAGE) from None
-    return files
-
-
 def _push_layer(target: RegistryClient, repo: str, layer: Layer, memo: LayerMemo,
                 compression: Compression) -> tuple[LayerBlob, Outcome]:
     key = layer_key(layer, compression)
@@ -143,11 +134,14 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
                          credentials: RegistryCredentials | None, cache_dir: Path | None,
                          base_credentials: RegistryCredentials | None = None,
                          labels: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                         model_digest: str | None = None, compile_labels: dict[str, Any] | None = None,
+                         recipe_file: Path | None = None, created: str | None = None,
                          compression: Compression = "none", platform: str = "linux/amd64",
                          split_threshold: int = 256 << 20) -> AssembleResult:
     """Assemble ``resolved``'s image in ``registry`` (``HOST/REPO``) on top of ``base_ref``.
 
-    ``labels`` default to :func:`default_labels`; ``env`` is added to the base's Env (ours win).
+    ``labels`` default to the Docker bake's (``builder.image.metadata.model_labels``, same arguments),
+    ``env`` to the recipe's ``env:`` (added to the base's Env, ours win), so both assemblers agree.
     ``base_credentials`` for a base in another registry (default: ``credentials`` when same host)."""
     start = time.monotonic()
     target_ref = reference.parse(registry, what="--registry", allow_tag=False)
@@ -181,8 +175,12 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
             results.append(LayerResult(name=layer.name, kind=layer.kind, digest=blob.digest, size=blob.size,
                                        uploaded=out.uploaded, skipped=out.skipped, bytes_uploaded=out.bytes_moved))
 
-    image_labels = dict(labels if labels is not None else default_labels(resolved))
-    image_env = dict(env or {})
+    if labels is None:
+        labels = model_labels(resolved, base_ref=str(base), base_digest=base_img.digest, model_digest=model_digest,
+                              compile_labels=compile_labels, compiled=compiled_dir is not None,
+                              recipe_file=recipe_file, created=created)
+    image_labels = dict(labels)
+    image_env = dict(env if env is not None else (getattr(resolved.recipe, "env", None) or {}))
     config = build_config(base_img.config, ours, labels=image_labels, env=image_env)
     config_blob = canonical_json(config)
     config_digest = "sha256:" + hashlib.sha256(config_blob).hexdigest()

@@ -10,11 +10,9 @@ build; this one does not).
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from builder import labels as L
 from builder.image.layers import Layer
 from builder.registry.client import OCI_MANIFEST
 from builder.registry.layerblobs import LayerBlob, canonical_json
@@ -27,30 +25,6 @@ _TO_OCI = {
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
 }
-
-
-def default_labels(resolved: Any) -> dict[str, str]:
-    """The builder's labels for a resolved recipe (same keys as the Docker bake, builder/labels.py)."""
-    from builder import __version__
-
-    recipe = resolved.recipe
-    out = {
-        L.MANAGED: "true",
-        L.ROLE: "model",
-        L.BUILDER_VERSION: __version__,
-        L.RECIPE_NAME: recipe.name,
-        L.RECIPE_HASH: resolved.recipe_hash,
-        L.RECIPE_JSON: json.dumps(resolved.to_json(), sort_keys=True, separators=(",", ":")),
-        L.LMI_VERSION: resolved.release.version,
-        L.LMI_FAMILY: resolved.release.family,
-        L.TARGET_INSTANCE: resolved.instance.name,
-        L.TARGET_ARCH: str(resolved.instance.arch),
-    }
-    if getattr(recipe.model, "id", None):
-        out[L.MODEL_ID] = str(recipe.model.id)
-    if getattr(recipe.model, "revision", None):
-        out[L.MODEL_REVISION] = str(recipe.model.revision)
-    return out
 
 
 def _merge_env(base: Sequence[str], ours: Mapping[str, str]) -> list[str]:

@@ -154,13 +154,20 @@ def test_one_changed_shard_reuploads_only_itself(local_registry, tmp_path):
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])
-def test_reproducible_digest_from_scratch(local_registry, restartable_registry, tmp_path, compression):
-    """Two builds with fresh caches into two different registries give the same digest."""
+def test_reproducible_digest_from_scratch(restartable_registry, tmp_path, compression):
+    """Two builds from scratch (empty registry, empty cache, model files written anew) -> same digest."""
+    import shutil
+
     digests = []
-    for i, reg in enumerate((local_registry, restartable_registry)):
-        base = push_base(reg.host, f"base/repro-{compression}")
+    for i in range(2):
+        restartable_registry.stop()
+        shutil.rmtree(restartable_registry.root / "data", ignore_errors=True)
+        restartable_registry.start()
+        base = push_base(restartable_registry.host, "base/repro")
         model = make_model(tmp_path / f"model{i}", seed=7)  # same bytes, other path/inode/mtime
-        res = _assemble(reg.host, tmp_path, base, model, tmp_path / f"cache-{compression}-{i}", compression=compression)
+        res = _assemble(restartable_registry.host, tmp_path, base, model, tmp_path / f"cache-{i}",
+                        compression=compression)
+        assert res.bytes_uploaded > 0
         digests.append(res.digest)
     assert digests[0] == digests[1]
 
