@@ -17,7 +17,7 @@ import pytest
 from builder import labels as L
 from builder import ledger
 from builder.smoke import SmokeSettings, smoke_test
-from tests.integration.smoke_images import HANDLERS, build_model_image, remove_image, run_containers
+from tests.integration.test_smoke_support import HANDLERS, build_model_image, remove_image, run_containers
 
 pytestmark = pytest.mark.docker
 

@@ -1,4 +1,4 @@
-"""Model images for the smoke/serve integration tests: FROM the dev-cpu runtime, a test handler
+"""Helpers (no tests) for the smoke/serve integration tests. Model images: FROM the dev-cpu runtime, a test handler
 (+ serving.properties) COPYed into /opt/ml/model, labelled like a built image (smoke settings,
 recipe target, family). Removed by the fixture that made them."""
 
