@@ -27,7 +27,7 @@ ARTIFACTS = "_common/artifacts.Dockerfile.j2"
 
 _REF_RE = re.compile(
     r"^(?:sha256:[0-9a-f]{64}|"
-    r"(?:[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]+)?/)?"  # registry host (optional)
+    r"(?:(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]+)?/|[A-Za-z0-9-]+:[0-9]+/)?"  # registry host
     r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?)$")
 _CTX_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*$")
@@ -43,7 +43,7 @@ class Safe(str):
 def docker_ref(ref: str) -> Safe:
     """An image reference or image id, as FROM accepts it (no spaces, no instruction can follow)."""
     text = str(ref)
-    if not _REF_RE.match(text):
+    if not _REF_RE.fullmatch(text):
         raise BuilderError(f"not a valid image reference: {ref!r}", stage=STAGE,
                            hint="use REPO[:TAG]@sha256:<64 hex> or an image id sha256:<64 hex>")
     return Safe(text)
@@ -74,6 +74,8 @@ def env_assignment(key: str, value: str) -> Safe:
 
 
 def _finalize(value: object) -> object:
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises here, naming the missing variable
     if isinstance(value, Safe):
         return value
     if isinstance(value, (int,)) and not isinstance(value, bool):
