@@ -103,18 +103,24 @@ def ensure_devcpu_runtime(cache_dir: str | os.PathLike | None = None, *, rebuild
         existing = engine.image_id(client, ref)
         if existing and not rebuild:
             return RuntimeImage(image_id=existing, built=False, **common)
-        step(f"building dev-cpu runtime {ref} (djl_python {djl_python_version}, FROM {rootfs.ref})")
-        files = frontend_files()
-        files["Dockerfile"] = render_dockerfile(rootfs.ref, djl_python_version).encode()
-        with tempfile.TemporaryDirectory(prefix="djl-python-") as tmp:
-            root = maven.extract_djl_python(jar.path, Path(tmp))
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    files[f"python/{path.relative_to(root).as_posix()}"] = path.read_bytes()
-        image_labels = {L.MANAGED: "true", L.ROLE: "runtime", L.DEV_RUNTIME: "true",
-                        L.DJL_PYTHON_VERSION: djl_python_version, L.INPUTS_DIGEST: digest,
-                        L.LMI_FAMILY: "dev-cpu", f"{L.NS}.rootfs.ref": rootfs.ref,
-                        f"{L.NS}.djl-python.jar-sha256": jar.sha256}
-        ident = engine.build(client, engine.tar_context(files), ref, labels=image_labels)
+        ident = build_runtime_image(client, ref, rootfs.ref, jar, digest, djl_python_version)
     info(f"dev-cpu runtime {ref} ({ident[:19]})")
     return RuntimeImage(image_id=ident, built=True, **common)
+
+
+def build_runtime_image(client, ref: str, rootfs_ref: str, jar: maven.MavenJar, digest: str,
+                        djl_python_version: str, *, nocache: bool = False) -> str:
+    """docker build of the runtime image (no cache check; ``ensure_devcpu_runtime`` decides when)."""
+    step(f"building dev-cpu runtime {ref} (djl_python {djl_python_version}, FROM {rootfs_ref})")
+    files = frontend_files()
+    files["Dockerfile"] = render_dockerfile(rootfs_ref, djl_python_version).encode()
+    with tempfile.TemporaryDirectory(prefix="djl-python-") as tmp:
+        root = maven.extract_djl_python(jar.path, Path(tmp))
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                files[f"python/{path.relative_to(root).as_posix()}"] = path.read_bytes()
+    image_labels = {L.MANAGED: "true", L.ROLE: "runtime", L.DEV_RUNTIME: "true",
+                    L.DJL_PYTHON_VERSION: djl_python_version, L.INPUTS_DIGEST: digest,
+                    L.LMI_FAMILY: "dev-cpu", f"{L.NS}.rootfs.ref": rootfs_ref,
+                    f"{L.NS}.djl-python.jar-sha256": jar.sha256}
+    return engine.build(client, engine.tar_context(files), ref, labels=image_labels, nocache=nocache)

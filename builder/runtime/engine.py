@@ -56,11 +56,11 @@ def tar_context(files: dict[str, bytes], *, mode: int = 0o644) -> io.BytesIO:
 
 
 def build(client, context: io.BytesIO, tag: str, *, labels: dict[str, str], network_mode: str | None = None,
-          log: Callable[[str], None] | None = None) -> str:
+          log: Callable[[str], None] | None = None, nocache: bool = False) -> str:
     """``docker build`` (legacy builder) of a tar context; returns the image id. Every event is checked."""
     events: Iterable[dict] = client.api.build(
         fileobj=context, custom_context=True, encoding=None, tag=tag, labels=labels, rm=True,
-        forcerm=True, decode=True, network_mode=network_mode, pull=False)
+        forcerm=True, decode=True, network_mode=network_mode, pull=False, nocache=nocache)
     tail: list[str] = []
     built_id = None
     for event in events:
