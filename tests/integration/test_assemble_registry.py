@@ -93,7 +93,8 @@ def fetch_image(host: str, ref: str, creds=None) -> tuple[dict, dict, dict[str, 
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             for m in tar.getmembers():
                 content = tar.extractfile(m).read() if m.isfile() else b""
-                files[m.name.rstrip("/")] = (m.mode, m.size, hashlib.sha256(content).hexdigest())
+                # permission bits only: docker's tar headers also carry the file-type bits (0o40755)
+                files[m.name.rstrip("/")] = (m.mode & 0o7777, m.size, hashlib.sha256(content).hexdigest())
     return manifest, config, files
 
 
