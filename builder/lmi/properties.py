@@ -116,7 +116,7 @@ def _unescape(text: str) -> str:
         i += 2
     joined = "".join(out)
     # re-join UTF-16 surrogate pairs the way Java strings hold them
-    return joined.encode("utf-16", "surrogatepass").decode("utf-16")
+    return joined.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
 
 
 def loads(text: str) -> dict[str, str]:

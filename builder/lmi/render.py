@@ -29,7 +29,7 @@ def properties_text(resolved: Resolved) -> str:
         f"rendered by lmi-builder {__version__}",
         f"LMI {r.release.family} {r.release.version} on {r.instance.name} ({r.instance.devices} x "
         f"{r.instance.accelerator}): TP {r.tensor_parallel_degree}, {r.workers} worker(s)",
-        "Every value LMI would otherwise default is pinned (reference/lmi-runtime.md §18). Do not edit: "
+        "Every value LMI would otherwise default is pinned (reference/lmi-runtime.md section 18). Do not edit: "
         "change the recipe and render again.",
     ]
     return dumps(r.properties, header=header)
@@ -37,7 +37,7 @@ def properties_text(resolved: Resolved) -> str:
 
 def env_text(resolved: Resolved) -> str:
     lines = ["# The same configuration as serving.properties in LMI's environment form (docker --env-file).",
-             "# If both are present, serving.properties wins for option.* keys (reference/lmi-runtime.md §10.5)."]
+             "# If both are present, serving.properties wins for option.* keys (reference/lmi-runtime.md section 10.5)."]
     for key, value in resolved.env().items():
         if not ENV_NAME_RE.match(key) or any(c in value for c in "\r\n\x00"):
             raise BuilderError(f"cannot write {key} to serving.env: the name or value is not env-file safe",
