@@ -1,0 +1,138 @@
+"""Compile-only settings (``compile:``) -> the properties the partition tool reads, and the checks that
+the runtime settings stay within what the engine is built for.
+
+TensorRT-LLM (reference/lmi-runtime.md §8.3): every property becomes ``--key value`` for
+``trtllm-build``; ``max_rolling_batch_size`` is copied to ``max_batch_size``; quantization is
+``quant_algo`` (toolkit era, v0.29.0: ``quantize``). Neuron (§8.4, §11.3): ``n_positions`` and
+``max_rolling_batch_size`` fix the compiled shapes, ``quantize`` only ``static_int8``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from builder.catalog import version_tuple
+from builder.diagnostics import Diagnostic
+from builder.lmi.properties import format_value
+from builder.lmi.resolve import Resolved
+from builder.recipe.loader import LoadedRecipe
+
+AOT_FAMILIES = ("tensorrt-llm", "neuronx")
+NEURON_ENTRY_POINT = "djl_python.transformers_neuronx"
+# Build-time keys LMI does not expose at runtime (§8.3): they belong under compile:
+BUILD_ONLY_KEYS = {"quant_algo", "kv_cache_quant_algo", "group_size", "smoothquant_val", "clamp_val",
+                   "use_meta_recipe", "has_zero_point", "pre_quant_scales", "exclude_modules", "calib_dataset",
+                   "calib_batches", "calib_batch_size", "calib_max_seq_length", "random_seed",
+                   "tokenizer_max_seq_length"}
+
+
+def compile_options(resolved: Resolved) -> dict[str, Any]:
+    """option.* keys (without the prefix) the compile adds or fixes, from ``compile:``."""
+    c = resolved.recipe.compile
+    family = resolved.release.family
+    out: dict[str, Any] = {}
+    if family == "tensorrt-llm":
+        toolkit = version_tuple(resolved.release.version) < (0, 30)
+        if c.max_input_len:
+            out["max_input_len"] = c.max_input_len
+        if c.max_seq_len:
+            if toolkit:  # the toolkit era had max_output_len, "now maps to max_seq_len" (§8.3)
+                out["max_output_len"] = c.max_seq_len - (c.max_input_len or 1024)
+            else:
+                out["max_seq_len"] = c.max_seq_len
+        if c.max_num_tokens:
+            out["max_num_tokens"] = c.max_num_tokens
+        if c.max_batch_size:
+            out["max_rolling_batch_size"] = c.max_batch_size
+        if c.quantization:
+            out["quantize" if toolkit else "quant_algo"] = c.quantization
+    elif family == "neuronx":
+        if c.max_seq_len:
+            out["n_positions"] = c.max_seq_len
+        if c.max_batch_size:
+            out["max_rolling_batch_size"] = c.max_batch_size
+        if c.quantization:
+            out["quantize"] = c.quantization
+    out.update(c.calibration)
+    out.update(c.options)
+    return out
+
+
+def compile_properties(resolved: Resolved, *, model_dir: str, output_dir: str) -> dict[str, str]:
+    """The serving.properties handed to the partition tool (paths as the tool sees them)."""
+    props = {k: v for k, v in resolved.properties.items()
+             if k not in ("option.model_id", "option.revision")}
+    for key, value in compile_options(resolved).items():
+        props[f"option.{key}"] = format_value(value)
+    props["option.model_id"] = model_dir
+    if resolved.release.family == "neuronx":
+        props["engine"] = "Python"
+        props["option.entryPoint"] = props.get("option.entryPoint") or NEURON_ENTRY_POINT
+        props["option.save_mp_checkpoint_path"] = output_dir  # §11.2: required by partition.py
+    return dict(sorted(props.items()))
+
+
+def runtime_overrides(resolved: Resolved) -> dict[str, str]:
+    """serving.properties values that make the runtime load the compiled folder as built (no JIT):
+    the parallel degree and the shapes the engine was built for."""
+    out = {"option.tensor_parallel_degree": str(resolved.tensor_parallel_degree)}
+    for key, value in compile_options(resolved).items():
+        if key in ("max_input_len", "max_seq_len", "max_output_len", "max_num_tokens", "max_rolling_batch_size",
+                   "n_positions"):
+            out[f"option.{key}"] = format_value(value)
+    if resolved.release.family == "tensorrt-llm":
+        out["option.rolling_batch"] = "trtllm"
+    return out
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if not isinstance(v, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def compile_diagnostics(loaded: LoadedRecipe, resolved: Resolved) -> list[Diagnostic]:
+    """Compile settings against the family and against the runtime settings (located)."""
+    recipe = loaded.recipe
+    assert recipe is not None
+    c = recipe.compile
+    out: list[Diagnostic] = []
+    if not c.enabled:
+        return out
+    family = resolved.release.family
+    if family not in AOT_FAMILIES or resolved.release.aot is None:
+        out.append(loaded.at(("compile", "enabled"), "compile-family",
+                             f"container family {family!r} {resolved.release.version} has no ahead-of-time "
+                             f"compile; compile applies to {' and '.join(AOT_FAMILIES)}"))
+        return out
+    opts = recipe.serving.option
+    if c.max_input_len and c.max_seq_len and c.max_input_len >= c.max_seq_len:
+        out.append(loaded.at(("compile", "max_seq_len"), "compile-lengths",
+                             f"compile.max_seq_len ({c.max_seq_len}) must exceed compile.max_input_len "
+                             f"({c.max_input_len}): it counts input plus output tokens"))
+    batch = _int(opts.get("max_rolling_batch_size"))
+    if c.max_batch_size and batch and batch > c.max_batch_size:
+        out.append(loaded.at(("serving", "option", "max_rolling_batch_size"), "compile-batch-size",
+                             f"max_rolling_batch_size {batch} exceeds compile.max_batch_size {c.max_batch_size}: "
+                             f"the engine is built for at most {c.max_batch_size} sequences"))
+    limits = [("max_input_len", c.max_input_len), ("max_seq_len", c.max_seq_len), ("max_model_len", c.max_seq_len),
+              ("n_positions", c.max_seq_len), ("max_num_tokens", c.max_num_tokens)]
+    for key, built in limits:
+        value = _int(opts.get(key))
+        if built and value and value > built:
+            src = "max_seq_len" if key in ("max_model_len", "n_positions") else key
+            out.append(loaded.at(("serving", "option", key), "compile-limit",
+                                 f"option.{key} {value} exceeds compile.{src} {built} the engine is built for"))
+    if family == "neuronx" and c.max_seq_len and _int(opts.get("n_positions")) not in (None, c.max_seq_len):
+        out.append(loaded.at(("serving", "option", "n_positions"), "compile-limit",
+                             f"option.n_positions must equal compile.max_seq_len ({c.max_seq_len}): Neuron "
+                             f"graphs are compiled for one sequence length", "error"))
+    for key in sorted(set(opts) & BUILD_ONLY_KEYS):
+        out.append(loaded.at(("serving", "option", key), "compile-only-key",
+                             f"option.{key} is a build-time setting LMI ignores at runtime (§8.3); "
+                             f"move it under compile.options or compile.calibration", "warning", key=True))
+    if family == "neuronx" and c.quantization and c.quantization != "static_int8":
+        out.append(loaded.at(("compile", "quantization"), "compile-quantization",
+                             f"Transformers-NeuronX accepts only quantization 'static_int8' (got {c.quantization!r})"))
+    return out
