@@ -119,7 +119,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
         if not recipe.model.bake:
             st.status, st.reason = "skipped", "model.bake is false: the image downloads option.model_id at start"
         else:
-            from builder.artifacts import fetch_model
+            from builder.artifacts.sources import fetch_model
 
             console.step(f"fetch model ({recipe.model.source_kind})")
             artifacts = fetch_model(recipe, loaded.base_dir, cache_dir=opts.cache_dir)
@@ -133,7 +133,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
     base_image = opts.base_image
     with record.timed("runtime") as st:
         if resolved.release.family == "dev-cpu" and not base_image:
-            from builder.runtime import ensure_devcpu_runtime
+            from builder.runtime.devcpu import ensure_devcpu_runtime
 
             console.step("dev-cpu runtime")
             runtime = ensure_devcpu_runtime(opts.cache_dir)
@@ -153,7 +153,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
         elif artifacts is None:
             st.status, st.reason = "skipped", "no baked model to compile (model.bake is false)"
         else:
-            from builder.compile import compile_artifacts
+            from builder.compile.run import compile_artifacts
 
             executor = opts.compile_executor or recipe.compile.executor
             compiled = compile_artifacts(resolved, artifacts, base_image or "", executor=executor,
@@ -175,7 +175,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
         if opts.assembler == "registry":
             if not opts.registry:
                 raise BuilderError("--assembler registry needs --registry HOST[:PORT]/REPO", stage="bake")
-            from builder.registry import assemble_in_registry
+            from builder.registry.assemble import assemble_in_registry
 
             console.step(f"assemble in registry {opts.registry}")
             result = assemble_in_registry(resolved, registry=opts.registry, base_ref=base_image or "",
@@ -187,7 +187,8 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                             "bytes_uploaded": result.bytes_uploaded, "inputs": result.inputs}
             st.details.update({"bytes_uploaded": result.bytes_uploaded})
         else:
-            from builder.image import BakeOptions, bake_image
+            from builder.image.bake import bake_image
+            from builder.image.model import BakeOptions
 
             console.step("bake image")
             result = bake_image(resolved, model_dir=model_dir,
@@ -196,7 +197,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                                 options=BakeOptions(base_image=base_image, allow_unpinned_base=opts.allow_unpinned_base
                                                     or resolved.release.family == "dev-cpu" and not opts.base_image,
                                                     no_cache=opts.no_cache, pull=opts.pull, tags=opts.tags,
-                                                    cache_dir=opts.cache_dir,
+                                                    cache_dir=opts.cache_dir, recipe_file=opts.recipe,
                                                     compile_labels=compiled.toolchain if compiled else None))
             image_ref = result.image_id
             record.image = result.model_dump(mode="json")
@@ -213,7 +214,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             st.status, st.reason = "skipped", "--smoke never"
         else:
             from builder import ledger
-            from builder.smoke import smoke_test
+            from builder.smoke.run import smoke_test
 
             image_id = record.image.get("image_id") or record.image.get("digest") or image_ref
             previous = ledger.lookup(image_id, opts.cache_dir) if not opts.force_smoke else None
@@ -227,7 +228,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                 if accelerators == "auto" and resolved.instance.kind == "cpu":
                     accelerators = "none"
                 result = smoke_test(image_ref, mode=opts.smoke, accelerators=accelerators,
-                                    log_dir=_record_dir(opts))
+                                    log_dir=record_dir, cache_dir=opts.cache_dir)
                 st.details.update(result.model_dump(mode="json"))
                 st.status, st.reason = result.status, result.reason
                 smoke_status = result.status
@@ -239,7 +240,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
         if not opts.push:
             st.status, st.reason = "skipped", "not requested (--push)"
         else:
-            from builder.publish import publish_from_recipe
+            from builder.publish.recipe import publish_from_recipe
 
             outcome = publish_from_recipe(image_ref, recipe, opts, smoke_status=smoke_status)
             record.published = [t.model_dump(mode="json") if hasattr(t, "model_dump") else t for t in outcome.targets]
