@@ -209,7 +209,7 @@ def test_location_points_at_the_value(workdir: Path) -> None:
     text = yaml.safe_dump(merge(BASES["vllm"], opt(dtype="fp8")), sort_keys=False)
     path.write_text(text)
     [d] = [d for d in validate(load_recipe(path)) if d.rule == "dtype-value"]
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "dtype: fp8" in l)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "dtype: fp8" in t)
     assert d.location.line == line and d.location.col == text.splitlines()[line - 1].index("fp8") + 1
     assert d.path == ("serving", "option", "dtype")
     assert "use one of" in d.message  # states the fix
