@@ -32,7 +32,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--readiness-timeout", type=float, default=None, metavar="S",
                    help="override smoke.readiness_timeout_s")
     p.add_argument("--sweep", action="store_true",
-                   help="remove smoke containers left by runs whose process is gone, then exit")
+                   help="remove smoke/serve/predict containers left by runs whose process is gone, then exit")
     p.add_argument("--force", action="store_true", help="with --sweep: also containers of live runs")
 
 

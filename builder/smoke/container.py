@@ -212,7 +212,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep(client, *, roles: tuple[str, ...] = ("smoke",), force: bool = False) -> list[str]:
+def sweep(client, *, roles: tuple[str, ...] = ("smoke", "serve"), force: bool = False) -> list[str]:
     """Remove containers a crashed run left (by label). Containers whose owner process is still
     alive on this host are left alone unless ``force``."""
     host = socket.gethostname()
