@@ -58,9 +58,10 @@ def parse_labels(ref: str, image_id: str, labels: dict[str, str] | None,
     if isinstance(devices, list):
         devices = len(devices)
     devices = devices if isinstance(devices, int) and not isinstance(devices, bool) else None
-    if settings.model_loading_timeout is None:  # fall back to the recipe's serving option
-        opt = ((recipe.get("serving") or {}).get("option") or {}) if isinstance(recipe.get("serving"), dict) else {}
-        value = opt.get("model_loading_timeout") if isinstance(opt, dict) else None
+    if not settings.model_loading_timeout:  # fall back to the resolved serving properties
+        serving = recipe.get("serving") if isinstance(recipe.get("serving"), dict) else {}
+        props = serving.get("properties") if isinstance(serving.get("properties"), dict) else {}
+        value = props.get("option.model_loading_timeout")
         if isinstance(value, (int, str)) and str(value).isdigit() and int(value) > 0:
             settings = settings.model_copy(update={"model_loading_timeout": int(value)})
     family = labels.get(L.LMI_FAMILY) or ((recipe.get("container") or {}).get("family")

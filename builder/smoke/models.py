@@ -34,7 +34,7 @@ class SmokeSettings(BaseModel):
     request_timeout_s: float = Field(300, gt=0)
     shm_size: str = "2g"
     env: dict[str, str] = Field(default_factory=dict)
-    model_loading_timeout: int | None = Field(None, gt=0)
+    model_loading_timeout: int | None = Field(None, ge=0)  # 0 (as the bake stage writes "unset") = unknown
 
     def merged(self, overrides: SmokeSettings | None) -> SmokeSettings:
         if overrides is None:
