@@ -19,7 +19,7 @@ def schema_text() -> str:
     from builder.recipe.model import Recipe
 
     schema = Recipe.model_json_schema(by_alias=True)
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "lmi-builder recipe", **schema}
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "lmi-builder recipe"}
     return json.dumps(schema, indent=2, sort_keys=False) + "\n"
 
 

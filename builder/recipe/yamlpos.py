@@ -96,6 +96,8 @@ def load_document(file: Path, text: str | None = None) -> tuple[Document, list[D
         return doc, diag("yaml-syntax", f"malformed YAML: {problem}", line, col)
     except yaml.YAMLError as exc:
         return doc, diag("yaml-syntax", f"malformed YAML: {exc}")
+    except RecursionError:
+        return doc, diag("yaml-syntax", "YAML nested too deeply; a recipe is a few levels deep")
     nodes = [n for n in nodes if n is not None]
     if not nodes:
         return doc, diag("yaml-empty", "recipe is empty; start from one of recipes/examples/")

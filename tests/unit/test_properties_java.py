@@ -39,7 +39,7 @@ def test_writer_round_trips_through_java(tmp_path_factory, docs: list[dict[str, 
         assert text.isascii()  # Properties.load(InputStream) reads ISO-8859-1: ASCII + escapes is safe
         f.write_text(text, encoding="ascii")
         files.append(f)
-    for doc, got in zip(docs, java_load(*files)):
+    for doc, got in zip(docs, java_load(*files), strict=True):
         assert {k: utf16(v) for k, v in got.items()} == {k: utf16(v) for k, v in doc.items()}
         # our reader agrees with the JDK
         assert {k: utf16(v) for k, v in loads(dumps(doc)).items()} == {k: utf16(v) for k, v in doc.items()}
@@ -64,7 +64,7 @@ def test_no_recipe_value_can_inject_a_key(tmp_path: Path) -> None:
         f.write_text(dumps(resolved.properties), encoding="ascii")
         files.append(f)
         expected.append(resolved.properties)
-    for props, got in zip(expected, java_load(*files)):
+    for props, got in zip(expected, java_load(*files), strict=True):
         assert set(got) == set(props)
         assert got == props
         assert got["option.trust_remote_code"] == "false" and got["engine"] == "Python"
