@@ -42,20 +42,11 @@ class BuildOptions(BaseModel):
     lmi_check: bool = False
 
 
-def validate_recipe(path: Path, *, with_fit: bool = True):
-    """Load + rules (+ hardware fit when the model is local or cached). Returns (loaded, diagnostics)."""
-    from builder.recipe import load_recipe
+def validate_recipe(path: Path, *, with_fit: bool = True, cache_dir: Path | None = None):
+    """Load + rules + compile settings (+ hardware fit when the model is local or cached)."""
+    from builder.validation import validate_path
 
-    loaded = load_recipe(path)
-    diags = list(loaded.diagnostics)
-    if loaded.recipe is not None and not has_errors(diags):
-        try:
-            from builder.lmi.rules import validate as run_rules
-        except ImportError:  # rules module not present in a partial checkout
-            run_rules = None
-        if run_rules is not None:
-            diags = run_rules(loaded)
-    return loaded, diags
+    return validate_path(path, with_fit=with_fit, cache_dir=cache_dir)
 
 
 def run_build(opts: BuildOptions) -> BuildRecord:
@@ -90,7 +81,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
     # ---------------------------------------------------------------- validate
     with record.timed("validate") as st:
         console.step(f"validate {opts.recipe}")
-        loaded, diags = validate_recipe(opts.recipe)
+        loaded, diags = validate_recipe(opts.recipe, cache_dir=opts.cache_dir)
         for d in diags:
             console.info(d.format())
         st.details["warnings"] = sum(1 for d in diags if d.severity == "warning")
@@ -161,6 +152,9 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             st.status = {"compiled": "passed", "cached": "cached", "skipped": "skipped"}[compiled.status]
             st.reason = compiled.reason
             st.details.update({"cache_key": compiled.cache_key, "toolchain": compiled.toolchain})
+            if compiled.status != "skipped" and compiled.properties_overrides:
+                # the runtime must load the compiled artifacts instead of compiling again (§11.5)
+                resolved.properties.update(compiled.properties_overrides)
             if compiled.status == "skipped":
                 raise BuilderError(f"compile did not run: {compiled.reason}", stage="compile",
                                    hint="set compile.enabled: false to let LMI compile at start-up (JIT), or "
@@ -171,7 +165,10 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
     image_ref: str
     with record.timed("bake") as st:
         model_dir = artifacts.dir if artifacts else None
-        compiled_dir = compiled.dir if compiled and compiled.dir else None
+        compiled_dir = None
+        if compiled and compiled.dir:
+            # the compiled repository holds what the runtime loads (engines/NEFFs + config + tokenizer)
+            model_dir = compiled.dir
         if opts.assembler == "registry":
             if not opts.registry:
                 raise BuilderError("--assembler registry needs --registry HOST[:PORT]/REPO", stage="bake")
