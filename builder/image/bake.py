@@ -177,15 +177,22 @@ def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, co
     labels = metadata.model_labels(resolved, base_ref=base.ref, base_digest=base.digest, model_digest=model_digest,
                                    compile_labels=options.compile_labels, compiled=compiled_dir is not None,
                                    recipe_file=options.recipe_file, created=options.created)
+    stable, dependent = metadata.split_labels(labels)
+    head = render.render_artifacts(from_ref=from_ref, layer_dirs=[])  # FROM only: the stable labels
+    chunks, total, _ = _context(head, [])
+    labelled = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=stable,
+                             nocache=options.no_cache, what="model image (labels)", show_progress=False)
+    bytes_sent += labelled.bytes_sent
+    from_ref = labelled.image_id
     dockerfile = render.render_model(resolved.release.family, from_ref=from_ref,
                                      config_dir=f"{CONTEXT_LAYERS}/{config_layer.name}", env=resolved.recipe.env)
     previous = _image_id(client, resolved.tag)
     chunks, total, _ = _context(dockerfile, [config_layer])
-    out = _docker.build(client, _chunked(chunks), total=total, tag=resolved.tag, labels=labels,
+    out = _docker.build(client, _chunked(chunks), total=total, tag=resolved.tag, labels=dependent,
                         nocache=options.no_cache, what="model image", show_progress=options.progress)
     bytes_sent += out.bytes_sent
-    if out.cached_steps:
-        hits.append(f"build-steps:{out.cached_steps}/{out.steps}")
+    if out.cached_steps or labelled.cached_steps:
+        hits.append(f"build-steps:{out.cached_steps + labelled.cached_steps}/{out.steps + labelled.steps}")
     tags = [resolved.tag]
     for tag in options.tags:
         repo, _, t = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")

@@ -78,7 +78,7 @@ def plan_layers(model_dir: Path | None, compiled_dir: Path | None, config_files:
 
     layers: list[Layer] = []
     for kind, files in (("weights", model), ("compiled", compiled)):
-        big = sorted(n for n, (_, size, _) in files.items() if size > split_threshold)
+        big = sorted(n for n, (_, size, _) in files.items() if size >= split_threshold)
         small = sorted(n for n in files if n not in big)
         for name in big:
             layers.append(_layer(f"{len(layers):02d}-{kind}-{_safe(name)}", kind, {name: files[name]}))
