@@ -40,7 +40,7 @@ def build(session: nox.Session) -> None:
     """validate -> fetch -> compile -> bake -> smoke -> (publish with --push). Pass lmi-build build's options."""
     _install(session)
     quickstart_model = ROOT / "recipes/examples/quickstart/model"
-    if any(Path(a).name == "quickstart.yaml" for a in session.posargs) and not (quickstart_model / "config.json").exists():
+    if any(Path(a).name == "quickstart.yaml" for a in session.posargs) and not (quickstart_model / "model.safetensors").exists():
         # The quickstart's tiny model is generated, never committed (weights stay out of git).
         session.run("lmi-build", "example-model", str(quickstart_model))
     session.run("lmi-build", "build", *session.posargs)
