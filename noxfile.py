@@ -42,7 +42,7 @@ def build(session: nox.Session) -> None:
     quickstart_model = ROOT / "recipes/examples/quickstart/model"
     if any(Path(a).name == "quickstart.yaml" for a in session.posargs) and not (quickstart_model / "model.safetensors").exists():
         # The quickstart's tiny model is generated, never committed (weights stay out of git).
-        session.run("lmi-build", "example-model", str(quickstart_model))
+        session.run("lmi-build", "example-model", "--force", str(quickstart_model))  # seeded: same bytes
     session.run("lmi-build", "build", *session.posargs)
 
 
