@@ -54,6 +54,6 @@ def _fit(loaded: LoadedRecipe, resolved, cache_dir: Path | None) -> list[Diagnos
     try:
         report = fit_report(folder, resolved)
     except BuilderError as exc:
-        return [Diagnostic("fit-unreadable", "warning", f"hardware fit not checked: {exc}",
+        return [Diagnostic("fit-unreadable", "info", f"hardware fit not checked: {exc}",
                            Location(str(loaded.file)), ())]
     return fit_diagnostics(report, loaded)

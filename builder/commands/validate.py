@@ -24,6 +24,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="recipe files or folders (recursive)")
     p.add_argument("--format", choices=["text", "json"], default="text",
                    help="text: compiler-style lines on stderr; json: one JSON document on stdout")
+    p.add_argument("--no-fit", action="store_true",
+                   help="skip the hardware-fit check (it runs when the model is local or already cached)")
+    p.add_argument("--cache-dir", type=Path, help="artifact cache to look for already-fetched models in")
 
 
 def collect(paths: list[Path]) -> list[Path]:
@@ -42,12 +45,11 @@ def collect(paths: list[Path]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def validate_one(path: Path) -> list[Diagnostic]:
-    from builder.lmi.rules import validate
-    from builder.recipe import load_recipe
+def validate_one(path: Path, *, with_fit: bool = True, cache_dir: Path | None = None) -> list[Diagnostic]:
+    from builder.validation import validate_path
 
     try:
-        return validate(load_recipe(path))
+        return validate_path(path, with_fit=with_fit, cache_dir=cache_dir)[1]
     except Exception as exc:  # a bug in a rule must not hide the other files' results or print a traceback
         return [Diagnostic("internal-error", "error", f"the validator failed on this file ({type(exc).__name__}: "
                            f"{exc}); please report it", Location(relpath(path)))]
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from builder.console import info
 
     files = collect(args.paths)
-    results = {f: validate_one(f) for f in files}
+    results = {f: validate_one(f, with_fit=not args.no_fit, cache_dir=args.cache_dir) for f in files}
     n_err = sum(d.severity == "error" for ds in results.values() for d in ds)
     n_warn = sum(d.severity == "warning" for ds in results.values() for d in ds)
     bad = sum(any(d.severity == "error" for d in ds) for ds in results.values())
