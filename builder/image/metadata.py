@@ -107,14 +107,14 @@ def model_labels(resolved, *, base_ref: str, base_digest: str, model_digest: str
 # engine-cached build before the config layer: the legacy builder turns each ``labels=`` entry into
 # its own LABEL step (one container + commit, ~0.27 s each here), so a config-only rebuild re-runs
 # only these few (docs/image.md, "Config-only rebuilds").
-CONFIG_DEPENDENT = (L.RECIPE_HASH, L.RECIPE_JSON, L.SMOKE, f"{OCI}.version")
+CONFIG_DEPENDENT = (L.RECIPE_HASH, L.RECIPE_JSON, f"{OCI}.version")
 
 
 def split_labels(labels: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(stable, config-dependent); MANAGED is in both, so every intermediate image is ours by label."""
+    """(stable, config-dependent). The final image inherits the stable ones (MANAGED included) from
+    its parent, so both images are ours by label; a stable label re-runs only when its value changes."""
     dependent = {k: v for k, v in labels.items() if k in CONFIG_DEPENDENT}
     stable = {k: v for k, v in labels.items() if k not in CONFIG_DEPENDENT}
-    dependent[L.MANAGED] = "true"
     return stable, dependent
 
 
