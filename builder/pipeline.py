@@ -132,6 +132,9 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             st.details.update({"ref": runtime.ref, "image_id": runtime.image_id,
                                "djl_python": runtime.djl_python_version})
             st.status = "passed" if runtime.built else "cached"
+            if opts.assembler == "registry" and opts.registry:
+                base_image = _runtime_into_registry(runtime, opts.registry)
+                st.details["registry_base"] = base_image
         else:
             st.status, st.reason = "skipped", "the runtime is a published LMI image (pinned by digest at bake)"
         base_image = base_image or resolved.base_image
@@ -172,17 +175,22 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
         if opts.assembler == "registry":
             if not opts.registry:
                 raise BuilderError("--assembler registry needs --registry HOST[:PORT]/REPO", stage="bake")
-            from builder.registry.assemble import assemble_in_registry
+            from builder.registry import assemble_in_registry
 
             console.step(f"assemble in registry {opts.registry}")
             result = assemble_in_registry(resolved, registry=opts.registry, base_ref=base_image or "",
                                           model_dir=model_dir, compiled_dir=compiled_dir, extra_files=extra_files,
-                                          credentials=None, cache_dir=opts.cache_dir)
+                                          credentials=_registry_credentials(opts.registry),
+                                          base_credentials=_registry_credentials(base_image or ""),
+                                          cache_dir=opts.cache_dir,
+                                          model_digest=artifacts.digest if artifacts else None,
+                                          compile_labels=compiled.toolchain if compiled else None,
+                                          recipe_file=opts.recipe)
             image_ref = result.reference
-            record.image = {"reference": result.reference, "digest": result.digest,
-                            "layers": [dict(x) if not hasattr(x, "model_dump") else x.model_dump() for x in result.layers],
-                            "bytes_uploaded": result.bytes_uploaded, "inputs": result.inputs}
-            st.details.update({"bytes_uploaded": result.bytes_uploaded})
+            record.image = result.model_dump(mode="json")
+            st.details.update({"reference": result.reference, "bytes_uploaded": result.bytes_uploaded})
+            if result.bytes_uploaded == 0:
+                st.status = "cached"
         else:
             from builder.image.bake import bake_image
             from builder.image.model import BakeOptions
@@ -213,9 +221,16 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             from builder import ledger
             from builder.smoke.run import smoke_test
 
-            image_id = record.image.get("image_id") or record.image.get("digest") or image_ref
+            pulled = None
+            if opts.assembler == "registry":
+                # the pinned digest is what gets tested and published; pulled into the engine only for this
+                from builder.registry import pull_for_smoke
+
+                pulled = pull_for_smoke(image_ref, credentials=_registry_credentials(image_ref))
+                record.image["image_id"] = pulled
+            image_id = record.image.get("image_id") or image_ref
             previous = ledger.lookup(image_id, opts.cache_dir) if not opts.force_smoke else None
-            if previous is not None and previous.status == "passed" and opts.assembler == "docker":
+            if previous is not None and previous.status == "passed":
                 st.status = "cached"
                 st.reason = f"this exact image ({image_id[:19]}) passed at {previous.finished_at}; --force-smoke reruns"
                 smoke_status = "passed"
@@ -224,8 +239,14 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                 accelerators = opts.accelerators
                 if accelerators == "auto" and resolved.instance.kind == "cpu":
                     accelerators = "none"
-                result = smoke_test(image_ref, mode=opts.smoke, accelerators=accelerators,
-                                    log_dir=record_dir, cache_dir=opts.cache_dir)
+                try:
+                    result = smoke_test(image_ref, mode=opts.smoke, accelerators=accelerators,
+                                        log_dir=record_dir, cache_dir=opts.cache_dir)
+                finally:
+                    if pulled:
+                        from builder.registry import remove_pulled
+
+                        remove_pulled(image_ref)
                 st.details.update(result.model_dump(mode="json"))
                 st.status, st.reason = result.status, result.reason
                 smoke_status = result.status
@@ -237,13 +258,70 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
         if not opts.push:
             st.status, st.reason = "skipped", "not requested (--push)"
         else:
-            from builder.publish.recipe import publish_from_recipe
+            if opts.assembler == "registry":
+                record.published = _publish_in_place(image_ref, record, resolved, opts)
+            else:
+                from builder.publish.recipe import publish_from_recipe
 
-            outcome = publish_from_recipe(image_ref, recipe, opts, smoke_status=smoke_status)
-            record.published = [t.model_dump(mode="json") if hasattr(t, "model_dump") else t for t in outcome.targets]
+                outcome = publish_from_recipe(image_ref, recipe, opts, smoke_status=smoke_status)
+                record.published = [t.model_dump(mode="json") if hasattr(t, "model_dump") else t
+                                    for t in outcome.targets]
             st.details["targets"] = record.published
 
     _summary(record, resolved, image_ref)
+
+
+def _runtime_into_registry(runtime: Any, registry: str) -> str:
+    """Registry assembly appends layers to a base that lives in a registry. The dev-cpu runtime is
+    built locally, so it is pushed once to the target registry's host (a no-op when present)."""
+    import docker
+
+    from builder.publish.push import push_tag
+
+    host = registry.split("/", 1)[0]
+    repo = f"{host}/lmi-build/dev-cpu"
+    tag = runtime.ref.rsplit(":", 1)[-1]
+    client = docker.from_env()
+    client.images.get(runtime.image_id).tag(repo, tag)
+    creds = _registry_credentials(registry)
+    auth = {"username": creds.username, "password": creds.password.get_secret_value()} if creds else None
+    outcome = push_tag(client, repo, tag, auth)
+    if not outcome.digest:
+        raise BuilderError(f"pushing the dev-cpu runtime to {repo} returned no digest", stage="runtime")
+    return f"{repo}@{outcome.digest}"
+
+
+def _registry_credentials(ref: str):
+    """Credentials for a registry host from Docker's config (never from argv, never logged)."""
+    host = ref.split("/", 1)[0] if "/" in ref else ""
+    if not host or ("." not in host and ":" not in host and host != "localhost"):
+        return None
+    from builder.publish.credentials import from_docker_config
+
+    return from_docker_config(host)
+
+
+def _publish_in_place(pinned: str, record: BuildRecord, resolved: Any, opts: BuildOptions) -> list[dict]:
+    """An image assembled in its target registry is published by moving tags onto its digest
+    (verified by read-back in ``move_tag``), after the same gate as a pushed image."""
+    from builder.publish import gate
+    from builder.publish.tags import tags_for
+    from builder.registry import move_tag
+
+    recipe = resolved.recipe
+    image_labels = {labels.DEV_RUNTIME: "true"} if resolved.release.family == "dev-cpu" else {}
+    smoke, _ = gate.check(record.image.get("image_id") or pinned, image_labels, skip_smoke=opts.skip_smoke,
+                          allow_dev_runtime=opts.allow_dev_runtime,
+                          cache_dir=str(opts.cache_dir) if opts.cache_dir else None)
+    variables = {"name": recipe.name, "recipe_hash": resolved.recipe_hash,
+                 "recipe_hash12": resolved.recipe_hash[:12], "lmi_version": resolved.release.version,
+                 "git_sha": None}
+    moved = []
+    creds = _registry_credentials(pinned)
+    for tag in tags_for(recipe.name, resolved.recipe_hash, recipe.publish.tags, variables):
+        move = move_tag(pinned, tag, credentials=creds)
+        moved.append({"tag": tag, "moved": move.moved, "previous": move.previous})
+    return [{"registry": opts.registry, "pinned": pinned, "tags": moved, "smoke": smoke, "verified": True}]
 
 
 def _lmi_check(resolved: Any, st: Any) -> None:
