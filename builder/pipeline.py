@@ -189,7 +189,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             image_ref = result.reference
             record.image = result.model_dump(mode="json")
             st.details.update({"reference": result.reference, "bytes_uploaded": result.bytes_uploaded})
-            if result.bytes_uploaded == 0:
+            if all(not layer.uploaded for layer in result.layers):
                 st.status = "cached"
         else:
             from builder.image.bake import bake_image
@@ -223,11 +223,8 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
 
             pulled = None
             if opts.assembler == "registry":
-                # the pinned digest is what gets tested and published; pulled into the engine only for this
-                from builder.registry import pull_for_smoke
-
-                pulled = pull_for_smoke(image_ref, credentials=_registry_credentials(image_ref))
-                record.image["image_id"] = pulled
+                # the engine's image id of a pulled image is its config digest
+                record.image["image_id"] = record.image.get("config_digest")
             image_id = record.image.get("image_id") or image_ref
             previous = ledger.lookup(image_id, opts.cache_dir) if not opts.force_smoke else None
             if previous is not None and previous.status == "passed":
@@ -239,6 +236,11 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                 accelerators = opts.accelerators
                 if accelerators == "auto" and resolved.instance.kind == "cpu":
                     accelerators = "none"
+                if opts.assembler == "registry":
+                    # the pinned digest is what gets tested and published; pulled into the engine only for this
+                    from builder.registry import pull_for_smoke
+
+                    pulled = pull_for_smoke(image_ref, credentials=_registry_credentials(image_ref))
                 try:
                     result = smoke_test(image_ref, mode=opts.smoke, accelerators=accelerators,
                                         log_dir=record_dir, cache_dir=opts.cache_dir)

@@ -23,6 +23,7 @@ from builder.diagnostics import BuilderError
 from builder.image.bake import config_files as _config_files
 from builder.image.layers import Layer, plan_layers
 from builder.image.metadata import model_labels
+from builder.paths import cache_dir as _default_cache_dir
 from builder.registry import reference
 from builder.registry.client import (
     DOCKER_LIST,
@@ -157,6 +158,8 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
     base_img = read_base(source, base, platform)
     target.ping()
 
+    # the default cache (not None): without it every run re-reads and re-uploads the model layers
+    cache_dir = _default_cache_dir(cache_dir)
     with tempfile.TemporaryDirectory(prefix="lmi-assemble-") as tmp:
         blob_dir = Path(cache_dir) / "image" / "blobs" if cache_dir is not None else Path(tmp)
         layers = plan_layers(model_dir, compiled_dir, _config_files(resolved, extra_files),
