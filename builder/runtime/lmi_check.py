@@ -41,31 +41,40 @@ class LmiVerdict(BaseModel):
 
 
 _CHILD = r"""
-import json, sys
+import json, os, sys
 sys.path.insert(0, sys.argv[1])
-req = json.load(sys.stdin)
-try:
-    import importlib
-    mod = importlib.import_module("djl_python.properties_manager." + req["module"])
-    cls = getattr(mod, req["cls"])
-except Exception as exc:
-    print(json.dumps({"ok": None, "errors": [f"{type(exc).__name__}: {exc}"]})); sys.exit(0)
-try:
-    cls(**req["options"])
-    print(json.dumps({"ok": True, "errors": []}))
-except Exception as exc:
-    errs = getattr(exc, "errors", None)
-    if callable(errs):
-        try:
-            out = []
-            for e in exc.errors():
-                loc = ".".join(str(p) for p in e.get("loc", ())) or "(model)"
-                out.append(f"{loc}: {e.get('msg')}")
-        except Exception:
-            out = [str(exc)]
-    else:
-        out = [f"{type(exc).__name__}: {exc}"]
-    print(json.dumps({"ok": False, "errors": out}))
+import importlib
+
+def one(req):
+    try:
+        mod = importlib.import_module("djl_python.properties_manager." + req["module"])
+        cls = getattr(mod, req["cls"])
+    except Exception as exc:
+        return {"ok": None, "errors": [f"{type(exc).__name__}: {exc}"]}
+    saved = dict(os.environ)
+    os.environ.update(req.get("env") or {})  # some validators read env defaults (tnx: NEURON_*)
+    try:
+        cls(**req["options"])
+        return {"ok": True, "errors": []}
+    except Exception as exc:
+        errs = getattr(exc, "errors", None)
+        out = []
+        if callable(errs):
+            try:
+                for e in exc.errors():
+                    loc = ".".join(str(p) for p in e.get("loc", ())) or "(model)"
+                    out.append(f"{loc}: {e.get('msg')}")
+            except Exception:
+                out = [str(exc)]
+        else:
+            out = [f"{type(exc).__name__}: {exc}"]
+        return {"ok": False, "errors": out}
+    finally:  # validators also write env (NEURON_CC_FLAGS): undo it for the next request
+        os.environ.clear()
+        os.environ.update(saved)
+
+reqs = json.load(sys.stdin)
+print(json.dumps([one(r) for r in reqs]))
 """
 
 
@@ -86,35 +95,59 @@ def extracted_djl_python(cache_dir: str | os.PathLike | None = None) -> Path | N
 
 
 def lmi_check(backend: str, options: dict[str, str], *, cache_dir: str | os.PathLike | None = None,
-              timeout: float = 60.0) -> LmiVerdict:
+              timeout: float = 60.0, env: dict[str, str] | None = None) -> LmiVerdict:
     """Validate engine options (``option.`` prefix optional) with LMI's own validator for ``backend``.
 
     Backends: ``tensorrt-llm``/``trtllm``, ``neuronx``/``tnx``, ``lmi-dist``; anything else uses the
     base ``properties.Properties``. ``vllm`` and ``hf`` validators need vllm/torch and are not run.
+    ``env`` is the worker's environment as far as validators read it (tnx reads ``NEURON_*``).
     """
-    module, cls = VALIDATORS.get(backend, DEFAULT_VALIDATOR)
-    name = f"{module}.{cls}"
+    return lmi_check_many([(backend, options)], cache_dir=cache_dir, timeout=timeout, env=env)[0]
+
+
+def lmi_check_many(requests: list[tuple[str, dict[str, str]]], *, cache_dir: str | os.PathLike | None = None,
+                   timeout: float = 120.0, env: dict[str, str] | list[dict[str, str]] | None = None
+                   ) -> list[LmiVerdict]:
+    """``lmi_check`` for many option sets in one child process (one interpreter start, one pydantic import).
+
+    ``env`` is one mapping for all requests or one per request.
+    """
     version = maven.DJL_PYTHON_VERSION
+    names = [(b, *VALIDATORS.get(b, DEFAULT_VALIDATOR)) for b, _ in requests]
+    if not requests:
+        return []
+
+    def fail(message: str) -> list[LmiVerdict]:
+        return [LmiVerdict(ok=None, backend=b, validator=f"{m}.{c}", djl_python_version=version, message=message)
+                for b, m, c in names]
+
     root = extracted_djl_python(cache_dir)
     if root is None:
-        return LmiVerdict(ok=None, backend=backend, validator=name, djl_python_version=version,
-                          message=f"djl_python {version} is not in the cache; run `lmi-build runtime fetch` "
-                                  "(needs Maven and Maven Central) and check again")
-    opts = {(k[len("option."):] if k.startswith("option.") else k): str(v) for k, v in options.items()}
-    req = json.dumps({"module": module, "cls": cls, "options": opts})
+        return fail(f"djl_python {version} is not in the cache; run `lmi-build runtime fetch` "
+                    "(needs Maven and Maven Central) and check again")
+    envs = env if isinstance(env, list) else [env or {}] * len(requests)
+    payload = []
+    for (_, module, cls), (_, options), e in zip(names, requests, envs, strict=True):
+        opts = {(k[len("option."):] if k.startswith("option.") else k): str(v) for k, v in options.items()}
+        payload.append({"module": module, "cls": cls, "options": opts, "env": dict(e or {})})
     try:
-        proc = subprocess.run([sys.executable, "-I", "-c", _CHILD, str(root)], input=req, capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-I", "-c", _CHILD, str(root)], input=json.dumps(payload),
+                              capture_output=True, text=True, timeout=timeout,
+                              # a clean environment: the host's NEURON_* must not leak into tnx defaults
+                              env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"})
     except subprocess.TimeoutExpired:
-        return LmiVerdict(ok=None, backend=backend, validator=name, djl_python_version=version,
-                          message=f"LMI's validator did not answer within {timeout:.0f} s")
+        return fail(f"LMI's validator did not answer within {timeout:.0f} s")
     try:
-        answer = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return LmiVerdict(ok=None, backend=backend, validator=name, djl_python_version=version,
-                          message=f"LMI's validator failed to run: {proc.stderr.strip()[-500:]}")
-    ok = answer["ok"]
-    message = ("accepted" if ok else "rejected" if ok is False else "could not import the validator") + \
-        f" by djl_python {version} {name}"
-    return LmiVerdict(ok=ok, backend=backend, validator=name, djl_python_version=version,
-                      errors=answer["errors"], message=message)
+        answers = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert isinstance(answers, list) and len(answers) == len(requests)
+    except (ValueError, IndexError, AssertionError):
+        return fail(f"LMI's validator failed to run: {proc.stderr.strip()[-500:]}")
+    out = []
+    for (backend, module, cls), answer in zip(names, answers, strict=True):
+        ok = answer["ok"]
+        name = f"{module}.{cls}"
+        message = ("accepted" if ok else "rejected" if ok is False else "could not import the validator") + \
+            f" by djl_python {version} {name}"
+        out.append(LmiVerdict(ok=ok, backend=backend, validator=name, djl_python_version=version,
+                              errors=answer["errors"], message=message))
+    return out
