@@ -83,9 +83,14 @@ def backend_for(resolved: Any) -> str:
         return "tensorrt-llm"  # the TRT-LLM handler builds TensorRtLlmProperties (§8.3)
     if family == "neuronx":
         return "neuronx"  # the Neuron handler builds TransformerNeuronXProperties (§8.4)
-    if resolved.rolling_batch == "lmi-dist":
+    if resolved.rolling_batch == "lmi-dist" and not _lmi_dist_rewritten(resolved):
         return "lmi-dist"  # LmiDistRollingBatch builds LmiDistRbProperties (§8.2)
     return "properties"
+
+
+def _lmi_dist_rewritten(resolved: Any) -> bool:
+    """From 0.33.0 Java rewrites rolling_batch=lmi-dist to vllm before any worker starts (§2, §7 step 2)."""
+    return resolved.rolling_batch == "lmi-dist" and _version(resolved.release.version) >= (0, 33)
 
 
 def validator_input(resolved: Any) -> LmiInput:
@@ -112,6 +117,9 @@ def validator_input(resolved: Any) -> LmiInput:
         derive("model_dir", MODEL_DIR, "the model directory the worker is given (§6 model_id_or_path, §13)")
     if opts.get("engine") == "MPI":
         derive("mpi_mode", "true", "engine=MPI forces option.mpi_mode=true (§4)")
+    if _lmi_dist_rewritten(resolved):
+        derive("rolling_batch", "vllm", "from 0.33.0 Java rewrites lmi-dist to vllm (§2, §7 step 2)")
+        derive("mpi_mode", "false", "... with mpi_mode=false (§7 step 2)")
     rb = opts.get("rolling_batch", "")
     if rb == "trtllm":
         derive("mpi_mode", "true", "rolling_batch=trtllm forces mpi_mode=true (§5, §7 step 4)")
