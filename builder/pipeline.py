@@ -327,14 +327,16 @@ def _publish_in_place(pinned: str, record: BuildRecord, resolved: Any, opts: Bui
 
 
 def _lmi_check(resolved: Any, st: Any) -> None:
-    try:
-        from builder.runtime.lmi_check import lmi_check
-    except ImportError:
-        st.details["lmi_check"] = "unavailable in this checkout"
-        return
-    verdict = lmi_check(resolved.rolling_batch if resolved.release.family != "neuronx" else "neuronx",
-                        {k[len("option."):]: v for k, v in resolved.properties.items() if k.startswith("option.")})
-    st.details["lmi_check"] = verdict.model_dump(mode="json") if hasattr(verdict, "model_dump") else str(verdict)
+    """LMI's own djl_python validator as a second opinion (never a gate), fed what Java would pass."""
+    from builder.lmi_check_compare import validator_input
+    from builder.runtime.lmi_check import lmi_check
+
+    li = validator_input(resolved)
+    verdict = lmi_check(li.backend, li.options, env=li.env)
+    st.details["lmi_check"] = verdict.model_dump(mode="json")
+    console.info(f"LMI djl_python {verdict.djl_python_version or '?'} {verdict.validator or ''}: "
+                 f"{'accepts' if verdict.ok else 'rejects' if verdict.ok is False else 'not run'}"
+                 + (f": {verdict.message}" if verdict.message else ""))
 
 
 def _handler_files(recipe: Any, base_dir: Path) -> dict[str, Path]:

@@ -178,17 +178,18 @@ def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, co
                                    compile_labels=options.compile_labels, compiled=compiled_dir is not None,
                                    recipe_file=options.recipe_file, created=options.created)
     stable, dependent = metadata.split_labels(labels)
-    head = render.render_artifacts(from_ref=from_ref, layer_dirs=[])  # FROM only: the stable labels
+    head = render.render_artifacts(from_ref=from_ref, layer_dirs=[], labels=stable)  # FROM + the stable labels
     chunks, total, _ = _context(head, [])
-    labelled = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=stable,
+    labelled = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=None,
                              nocache=options.no_cache, what="model image (labels)", show_progress=False)
     bytes_sent += labelled.bytes_sent
     from_ref = labelled.image_id
     dockerfile = render.render_model(resolved.release.family, from_ref=from_ref,
-                                     config_dir=f"{CONTEXT_LAYERS}/{config_layer.name}", env=resolved.recipe.env)
+                                     config_dir=f"{CONTEXT_LAYERS}/{config_layer.name}", env=resolved.recipe.env,
+                                     labels=dependent)
     previous = _image_id(client, resolved.tag)
     chunks, total, _ = _context(dockerfile, [config_layer])
-    out = _docker.build(client, _chunked(chunks), total=total, tag=resolved.tag, labels=dependent,
+    out = _docker.build(client, _chunked(chunks), total=total, tag=resolved.tag, labels=None,
                         nocache=options.no_cache, what="model image", show_progress=options.progress)
     bytes_sent += out.bytes_sent
     if out.cached_steps or labelled.cached_steps:
