@@ -1,21 +1,23 @@
 """Assemblers side by side: ``docker build`` + ``docker push`` vs registry-native assembly.
 
-``nox -s bench -- assemble [--sizes=1,8] [--shards=1,8] [--no-docker] [--crane=PATH] [--compression=none]``
+``nox -s bench -- assemble [--sizes=1,8] [--shards=1,8] [--no-docker] [--crane=PATH] [--compression=none]
+[--no-oras] [--tools-max-gib=1]``
 (use the ``--opt=value`` form: the bench runner takes bare words for suite names)
 
 For each model (default: 1 GiB in 1 file and 8 GiB in 8 shards, random bytes like safetensors),
 four scenarios: cold (empty registry and caches), config-only (serving.properties changed), one
-shard changed, nothing changed. Seconds and bytes uploaded (from the registry's access log for the
-docker path, from the result for ours). A Debian ``docker-registry`` on 127.0.0.1 with a fresh data
+shard changed, nothing changed. Seconds and bytes uploaded (growth of the registry's blob store for
+the docker path, from the result for ours). Optional columns for models up to ``--tools-max-gib``:
+oras-py (when importable; never a package dependency) and crane (``--crane=PATH``). A Debian ``docker-registry`` on 127.0.0.1 with a fresh data
 folder per model; temporary files are removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -46,15 +48,12 @@ def _write_random(path: Path, size: int) -> None:
             left -= n
 
 
-def _uploaded_bytes(reg, since: int) -> int:
-    """Bytes of PATCH/PUT request bodies the registry received (access log ``bytes`` field is the response;
-    so count from the request Content-Length the log does not have: fall back to blob sizes)."""
-    total = 0
-    for line in reg.access_lines(since):
-        m = re.search(r'"(PUT|PATCH) /v2/[^ ]+/blobs/uploads/[^"]*" (\d+) ', line)
-        if m and m.group(2) in ("201", "202"):
-            total += 1
-    return total
+def _stored_bytes(root: Path) -> int:
+    """Bytes of blob data in the registry's store. The store is content-addressed and shared by every
+    repository, and no client here uploads a blob the registry already has (each HEADs first; a mount
+    stores nothing), so the growth across one step is the bytes that step uploaded."""
+    blobs = root / "data" / "docker" / "registry" / "v2" / "blobs"
+    return sum(p.stat().st_size for p in blobs.rglob("data")) if blobs.exists() else 0
 
 
 def _docker_base(host: str, workdir: Path) -> str:
@@ -133,6 +132,10 @@ def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
         def props() -> str:
             return f"engine=Python\noption.model_loading_timeout={timeout[0]}\n"
 
+        tools = size_gib <= args.tools_max_gib  # oras / crane rows: the small model only, unless asked
+        use_oras = tools and args.oras and _oras_available()
+        if use_oras:
+            oras = OrasAssembler(reg.host, "bench/oras", base, work / "oras")
         scenarios = ["cold", "config-only", "one-shard-changed", "nothing-changed"]
         for name in scenarios:
             if name == "config-only":
@@ -143,11 +146,11 @@ def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
                     fh.write(os.urandom(4096))
             row = {"model": f"{size_gib:g} GiB / {shards} shard(s)", "scenario": name}
             if not args.no_docker:
-                mark = reg.log_mark()
+                before = _stored_bytes(work / "registry")
                 secs, pushed = _docker_build_push(ctx, model, props(), base, reg.host, name)
                 row["docker_s"] = round(secs, 3)
                 row["docker_layers_pushed"] = pushed
-                row["docker_upload_requests"] = _uploaded_bytes(reg, mark)
+                row["docker_bytes"] = _stored_bytes(work / "registry") - before
             resolved = make_resolved(work, {"model_loading_timeout": timeout[0]})
             start = time.monotonic()
             res = assemble_in_registry(resolved, registry=f"{reg.host}/bench/registry", base_ref=base, model_dir=model,
@@ -156,15 +159,102 @@ def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
             row["registry_s"] = round(time.monotonic() - start, 3)
             row["registry_bytes"] = res.bytes_uploaded
             row["registry_layers_uploaded"] = sum(1 for x in res.layers if x.uploaded)
+            if use_oras:
+                secs, sent = oras.assemble(resolved, model, f"oras-{name}")
+                row["oras_s"], row["oras_bytes"] = round(secs, 3), sent
             rows.append(row)
             print(json.dumps(row), flush=True)
-        if args.crane:
+        if args.crane and tools:
             rows.append(_crane_cold(args.crane, model, reg.host, base, work))
             print(json.dumps(rows[-1]), flush=True)
     finally:
         reg.stop()
         _remove_images(reg.host)
     return rows
+
+
+class OrasAssembler:
+    """The same image made with oras-py's own calls for the registry side (``blob_exists``,
+    ``upload_blob``, ``upload_manifest``; no cross-repo mount in oras-py, so base blobs are copied).
+    Planning, tar bytes and the stat memo are ours (oras-py has neither), so the column measures the
+    transport; ``upload_blob`` takes a path, so each new layer tar is first written to disk."""
+
+    def __init__(self, host: str, repo: str, base: str, work: Path):
+        import oras.provider
+
+        from builder.registry import reference
+        from builder.registry.assemble import read_base
+        from builder.registry.client import RegistryClient
+
+        self.reg = oras.provider.Registry(hostname=host, insecure=True)
+        self.target = f"{host}/{repo}"
+        self.work = work
+        work.mkdir(parents=True, exist_ok=True)
+        self.memo: dict[str, object] = {}  # layer_key -> LayerBlob, like our LayerMemo
+        self.base = read_base(RegistryClient(host, None, stage="bench"), reference.parse(base, what="base"))
+        self.base_repo = reference.parse(base, what="base").repo
+
+    def _upload_file(self, path: Path, desc: dict, container) -> int:
+        if self.reg.blob_exists(desc, container):
+            return 0
+        r = self.reg.upload_blob(str(path), container, desc)
+        if r.status_code not in (200, 201, 202):
+            raise RuntimeError(f"oras upload_blob {desc['digest']}: {r.status_code} {r.text[:200]}")
+        return int(desc["size"])
+
+    def assemble(self, resolved, model: Path, tag: str) -> tuple[float, int]:
+        from builder.image.bake import config_files
+        from builder.image.layers import plan_layers
+        from builder.registry.imageconfig import build_config, build_manifest
+        from builder.registry.layerblobs import LayerStream, canonical_json, layer_key
+
+        start = time.monotonic()
+        container = self.reg.get_container(f"{self.target}:{tag}")
+        sent = 0
+        for desc in self.base.layers:  # tiny base: download and re-upload (no mount in oras-py)
+            if not self.reg.blob_exists(desc, container):
+                path = self.work / "base.blob"
+                self.reg.download_blob(f"{self.target.split('/')[0]}/{self.base_repo}", desc["digest"], str(path))
+                sent += self._upload_file(path, desc, container)
+        layers = plan_layers(model, None, config_files(resolved, {}), split_threshold=256 << 20,
+                             blob_dir=self.work / "small")
+        ours = []
+        for layer in layers:
+            key = layer_key(layer, "none")
+            blob = self.memo.get(key)
+            if blob is not None and self.reg.blob_exists({"digest": blob.digest, "size": blob.size}, container):
+                ours.append((layer, blob))
+                continue
+            path = self.work / "layer.tar"
+            stream = LayerStream(layer, "none")
+            with open(path, "wb") as fh:
+                for chunk in stream:
+                    fh.write(chunk)
+            blob = stream.result()
+            sent += self._upload_file(path, {"digest": blob.digest, "size": blob.size}, container)
+            path.unlink()
+            self.memo[key] = blob
+            ours.append((layer, blob))
+        config = canonical_json(build_config(self.base.config, ours, labels={}, env={}))
+        cfg_path = self.work / "config.json"
+        cfg_path.write_bytes(config)
+        cfg_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        sent += self._upload_file(cfg_path, {"digest": cfg_digest, "size": len(config)}, container)
+        manifest = json.loads(build_manifest(self.base.layers, config, cfg_digest, [b for _, b in ours],
+                                             base_digest=self.base.digest))
+        r = self.reg.upload_manifest(manifest, container)  # oras-py always PUTs (no existence check)
+        if r.status_code not in (200, 201):
+            raise RuntimeError(f"oras upload_manifest: {r.status_code} {r.text[:200]}")
+        sent += len(json.dumps(manifest))
+        return time.monotonic() - start, sent
+
+
+def _oras_available() -> bool:
+    try:
+        import oras.provider  # noqa: F401  (optional: never a dependency of the package)
+    except ImportError:
+        return False
+    return True
 
 
 def _remove_images(host: str) -> None:
@@ -182,7 +272,8 @@ def _remove_images(host: str) -> None:
 
 
 def _crane_cold(crane: str, model: Path, host: str, base: str, work: Path) -> dict:
-    """crane append of the same files (tar written first; crane gzips): cold, then config-only."""
+    """crane append of the same files (tar written first; crane gzips): cold, config-only, nothing changed
+    (the cold append again: crane has no memo, so it gzips every layer again to learn its digest)."""
     out = {"model": "crane", "scenario": "cold+config-only"}
     start = time.monotonic()
     tars = []
@@ -203,6 +294,9 @@ def _crane_cold(crane: str, model: Path, host: str, base: str, work: Path) -> di
     subprocess.run([crane, "append", "--insecure", "-b", f"{host}/bench/crane:1", "-t", f"{host}/bench/crane:2",
                     "-f", str(cfg)], check=True, capture_output=True)
     out["crane_config_only_s"] = round(time.monotonic() - start, 3)
+    start = time.monotonic()  # nothing changed: crane re-tars nothing here but re-reads and gzips every layer
+    subprocess.run(args[:-2 * len(tars)] + sum((["-f", str(t)] for t in tars), []), check=True, capture_output=True)
+    out["crane_nothing_changed_s"] = round(time.monotonic() - start, 3)
     return out
 
 
@@ -212,6 +306,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--shards", default="1,8", help="shards per model, same order as --sizes")
     p.add_argument("--no-docker", action="store_true", help="registry assembler only")
     p.add_argument("--compression", choices=["none", "gzip"], default="none")
+    p.add_argument("--no-oras", dest="oras", action="store_false",
+                   help="skip the oras-py column (only measured when `import oras` works)")
+    p.add_argument("--tools-max-gib", type=float, default=1.0,
+                   help="oras / crane rows only for models up to this size (default 1)")
     p.add_argument("--crane", default=os.environ.get("LMI_BENCH_CRANE") or shutil.which("crane"),
                    help="crane binary for a comparison row (go install ...crane@v0.22.1)")
     args = p.parse_args(argv)
@@ -224,11 +322,14 @@ def main(argv: list[str]) -> int:
     for size, n in zip(sizes, shards, strict=True):
         with tempfile.TemporaryDirectory(prefix="lmi-bench-assemble-") as tmp:
             rows += run_model(size, n, args, Path(tmp))
-    print(f"\n{'model':<24}{'scenario':<20}{'docker s':>10}{'registry s':>12}{'registry bytes':>16}")
+    cols = [("docker_s", "docker s"), ("docker_bytes", "docker bytes"), ("registry_s", "ours s"),
+            ("registry_bytes", "ours bytes"), ("oras_s", "oras-py s"), ("oras_bytes", "oras-py bytes")]
+    print(f"\n{'model':<22}{'scenario':<19}" + "".join(f"{h:>15}" for _, h in cols))
     for r in rows:
-        if "scenario" in r and "registry_s" in r:
-            print(f"{r['model']:<24}{r['scenario']:<20}{r.get('docker_s', '-')!s:>10}{r['registry_s']:>12}"
-                  f"{r['registry_bytes']:>16}")
+        if "registry_s" in r:
+            print(f"{r['model']:<22}{r['scenario']:<19}" + "".join(f"{r.get(k, '-')!s:>15}" for k, _ in cols))
+        else:
+            print(json.dumps(r))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
     return 0
