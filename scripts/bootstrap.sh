@@ -14,17 +14,22 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
-python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+export PATH="$HOME/.local/bin:$PATH"
 if ! command -v nox >/dev/null 2>&1; then
   echo "bootstrap: installing nox" >&2
-  python3 -m pip install -q --user nox 2>/dev/null || python3 -m pip install -q nox
-  export PATH="$HOME/.local/bin:$PATH"
+  # pip where the interpreter allows it (pyenv, venv); Debian's own python3 is externally managed
+  # (PEP 668), so there nox comes from Debian's package.
+  if ! { python3 -m pip install -q --user nox 2>/dev/null || python3 -m pip install -q nox 2>/dev/null; }; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nox python3-venv >/dev/null
+  fi
+  command -v nox >/dev/null 2>&1 || { echo "bootstrap: could not install nox" >&2; exit 1; }
 fi
 
 # A Docker engine: reuse one that answers, else start the Debian dockerd, kept local
