@@ -276,14 +276,13 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
 def _runtime_into_registry(runtime: Any, registry: str) -> str:
     """Registry assembly appends layers to a base that lives in a registry. The dev-cpu runtime is
     built locally, so it is pushed once to the target registry's host (a no-op when present)."""
-    import docker
-
+    from builder.engine import docker_client
     from builder.publish.push import push_tag
 
     host = registry.split("/", 1)[0]
     repo = f"{host}/lmi-build/dev-cpu"
     tag = runtime.ref.rsplit(":", 1)[-1]
-    client = docker.from_env()
+    client = docker_client("runtime")
     client.images.get(runtime.image_id).tag(repo, tag)
     creds = _registry_credentials(registry)
     auth = {"username": creds.username, "password": creds.password.get_secret_value()} if creds else None

@@ -45,15 +45,9 @@ _TAG_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127
 def _client(options: BakeOptions):
     if options.docker is not None:
         return options.docker
-    try:
-        import docker
+    from builder.engine import docker_client
 
-        client = docker.from_env(timeout=900)
-        client.ping()
-        return client
-    except Exception as exc:  # the SDK raises several unrelated types here
-        raise BuilderError(f"no Docker engine reachable: {exc}", stage=STAGE,
-                           hint="start dockerd or set DOCKER_HOST") from None
+    return docker_client(STAGE, timeout=900)
 
 
 def config_files(resolved, extra_files: dict[str, Path]) -> dict[str, bytes]:

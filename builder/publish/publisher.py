@@ -31,15 +31,9 @@ class LocalImage:
 
 
 def docker_client():
-    import docker
+    from builder.engine import docker_client as _client
 
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except Exception as exc:  # any failure here means "no engine"
-        raise BuilderError(f"cannot reach the Docker engine: {exc}", stage="publish",
-                           hint="is dockerd running and DOCKER_HOST right?") from None
-    return client
+    return _client("publish")
 
 
 def load_image(client, ref: str) -> LocalImage:

@@ -23,14 +23,9 @@ def pull_for_smoke(pinned: str, *, credentials: object | None = None, docker: An
     if ref.digest is None:
         raise BuilderError(f"{pinned} is not pinned by digest", stage=STAGE)
     if docker is None:
-        import docker as docker_sdk
+        from builder.engine import docker_client
 
-        try:
-            docker = docker_sdk.from_env(timeout=600)
-            docker.ping()
-        except Exception as exc:  # any failure here means "no engine to smoke-test in"
-            raise BuilderError(f"no Docker engine to run the smoke test in ({exc.__class__.__name__})",
-                               stage=STAGE) from None
+        docker = docker_client(STAGE)
     auth = None
     if credentials is not None:
         auth = {"username": credentials.username,  # type: ignore[attr-defined]

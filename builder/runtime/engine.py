@@ -18,15 +18,9 @@ STAGE = "runtime"
 
 def docker_client():
     """A client for the local engine, or a BuilderError saying why there is none."""
-    try:
-        import docker
+    from builder.engine import docker_client as _client
 
-        client = docker.from_env(timeout=600)
-        client.ping()
-        return client
-    except Exception as exc:  # the SDK raises several unrelated types here
-        raise BuilderError(f"no Docker engine reachable: {exc}", stage=STAGE,
-                           hint="start dockerd or set DOCKER_HOST") from None
+    return _client(STAGE)
 
 
 def image_id(client, ref: str) -> str | None:

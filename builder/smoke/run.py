@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from builder import console, ledger
-from builder.diagnostics import BuilderError
 from builder.smoke.checks import run_checks
 from builder.smoke.container import (
     ManagedContainer,
@@ -27,12 +26,9 @@ LOG_TAIL = 100
 
 
 def docker_client():
-    from builder.runtime.engine import docker_client as _client
+    from builder.engine import docker_client as _client
 
-    try:
-        return _client()
-    except BuilderError as exc:
-        raise BuilderError(str(exc), stage=STAGE, hint=exc.hint) from None
+    return _client(STAGE)
 
 
 def smoke_test(image: str, *, mode: SmokeMode = "auto", accelerators: AcceleratorsMode = "auto",
