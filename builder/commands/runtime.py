@@ -11,6 +11,8 @@ HELP = "fetch djl_python from Maven Central and build the dev-cpu development ru
 DESCRIPTION = (
     "Actions: 'fetch' resolves DJL's Python engine jar (ai.djl.python:python) into the cache; "
     "'build dev-cpu' builds the dev-cpu runtime image (and its debootstrap rootfs base) when missing; "
+    "'build dev-cpu --variant hf' builds the opt-in variant with torch + transformers for the HF-accelerate "
+    "handler on CPU (Debian trixie, about 1 GB; docs/hf-cpu.md); "
     "'ls' lists the runtime images on this engine. Machine-readable results go to stdout as JSON."
 )
 
@@ -21,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--refresh", action="store_true", help="fetch again even when cached")
     build = sub.add_parser("build", help="build a runtime image (only dev-cpu is built locally)")
     build.add_argument("runtime", choices=["dev-cpu"])
+    build.add_argument("--variant", choices=["default", "hf"], default="default",
+                       help="hf: the opt-in variant with torch, transformers and peft for option.entryPoint="
+                            "djl_python.huggingface on CPU (Debian trixie rootfs, GBs; see docs/hf-cpu.md)")
     build.add_argument("--rebuild", action="store_true", help="rebuild the runtime image even when tagged")
     build.add_argument("--rebuild-rootfs", action="store_true", help="also remake the base rootfs image")
     build.add_argument("--runtime-base", metavar="REF",
@@ -39,6 +44,18 @@ def run(args: argparse.Namespace) -> int:
         jar = maven.fetch_jar(cache_dir=args.cache_dir, refresh=args.refresh)
         info(f"{jar.coordinate}: {jar.path} ({'fetched' if jar.fetched else 'cached'}, sha1 {jar.sha1})")
         _emit(jar.model_dump(mode="json"))
+        return 0
+    if args.action == "build" and args.variant == "hf":
+        from builder.console import info
+        from builder.diagnostics import UsageError
+        from builder.runtime.hf import ensure_hf_runtime
+
+        if args.runtime_base:
+            raise UsageError("--runtime-base applies to the default variant only (the hf variant's rootfs is "
+                             "Debian trixie, made with debootstrap)")
+        image = ensure_hf_runtime(args.cache_dir, rebuild=args.rebuild, rebuild_rootfs=args.rebuild_rootfs)
+        info(f"{image.ref} {'built' if image.built else 'already built (cached)'}")
+        _emit(image.model_dump(mode="json"))
         return 0
     if args.action == "build":
         from builder.runtime.devcpu import ensure_devcpu_runtime
