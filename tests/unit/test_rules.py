@@ -125,6 +125,7 @@ CASES: list[tuple[str, str, dict, dict]] = [
     ("alias-conflict", "vllm", opt(max_rolling_batch_size=64, max_num_seqs=32),
      opt(max_rolling_batch_size=64, max_num_seqs=64)),
     ("env-secret", "vllm", {"env": {"HF_TOKEN": "hf_x"}}, {"env": {"MY_FLAG": "1"}}),
+    ("env-secret", "vllm", {"smoke": {"env": {"HF_TOKEN": "hf_x"}}}, {"smoke": {"env": {"MY_FLAG": "1"}}}),
     ("env-config-key", "vllm", {"env": {"OPTION_DTYPE": "fp16"}}, {"env": {"OMP_NUM_THREADS": "4"}}),
     ("trust-remote-code-explicit", "vllm", {"model": {"trust_remote_code": DEL}},
      {"model": {"trust_remote_code": True}}),

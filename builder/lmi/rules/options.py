@@ -73,6 +73,13 @@ def check_aliases(ctx: Ctx) -> None:
 
 
 def check_env(ctx: Ctx) -> None:
+    # smoke.env is not baked as ENV, but it is recorded in the image's labels (smoke settings and the
+    # resolved recipe) and the build record, so a secret there would be published with the image.
+    for key in ctx.recipe.smoke.env:
+        if SECRET_RE.search(key):
+            ctx.error(("smoke", "env", key), ENV_SECRET, f"smoke.env '{key}' looks like a secret and smoke.env is "
+                      "recorded in the image's labels and the build record; remove it (lmi-build smoke --env "
+                      "passes a value to one smoke run without recording it)", key=True)
     for key in ctx.recipe.env:
         path = ("env", key)
         if SECRET_RE.search(key):
