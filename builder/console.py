@@ -17,7 +17,7 @@ _console: Console | None = None
 def console() -> Console:
     global _console
     if _console is None:
-        _console = Console(stderr=True, highlight=False, soft_wrap=True,
+        _console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False,  # ':x' in a ref is text
                            force_terminal=None if sys.stderr.isatty() else False,
                            no_color="NO_COLOR" in os.environ)
     return _console
