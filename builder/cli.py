@@ -74,6 +74,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted")
         return 130
+    except Exception as exc:
+        # The last line of defence for what the stages did not turn into a BuilderError: a
+        # filesystem, network or engine error is the environment's fault and gets one line, not a
+        # traceback. Anything else is a bug in lmi-build and keeps its traceback.
+        if not _environment_error(exc):
+            raise
+        error(f"{type(exc).__name__}: {exc}")
+        return 1
+
+
+def _environment_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):  # includes requests' RequestException
+        return True
+    docker_errors = sys.modules.get("docker.errors")
+    return docker_errors is not None and isinstance(exc, docker_errors.DockerException)
 
 
 if __name__ == "__main__":
