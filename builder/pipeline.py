@@ -50,6 +50,7 @@ def validate_recipe(path: Path, *, with_fit: bool = True, cache_dir: Path | None
 
 
 def run_build(opts: BuildOptions) -> BuildRecord:
+    _check_options(opts)
     record = BuildRecord(recipe_file=str(opts.recipe))
     record_dir = _record_dir(opts)
     try:
@@ -69,12 +70,28 @@ def run_build(opts: BuildOptions) -> BuildRecord:
     return record
 
 
+def _check_options(opts: BuildOptions) -> None:
+    """Option combinations that cannot work are usage errors now, not after the fetch and the bake."""
+    from builder.diagnostics import UsageError
+
+    if opts.assembler == "registry" and not opts.registry:
+        raise UsageError("--assembler registry needs --registry HOST[:PORT]/REPO")
+    if opts.registry:
+        from builder.publish.models import split_registry
+
+        try:
+            split_registry(opts.registry)
+        except ValueError as exc:
+            raise UsageError(f"--registry: {exc}") from None
+
+
 def _record_dir(opts: BuildOptions) -> Path:
     if opts.report:
         return opts.report.resolve().parent
     from builder.paths import cache_dir
 
-    return cache_dir(opts.cache_dir) / "builds" / time.strftime("%Y%m%dT%H%M%S")
+    # the pid keeps two builds started in the same second from sharing (and overwriting) one record
+    return cache_dir(opts.cache_dir) / "builds" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
 
 
 def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
@@ -83,7 +100,8 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
         console.step(f"validate {opts.recipe}")
         loaded, diags = validate_recipe(opts.recipe, cache_dir=opts.cache_dir)
         for d in diags:
-            console.info(d.format())
+            if d.severity != "error":  # errors travel in the DiagnosticError; the CLI prints them once
+                console.info(d.format())
         st.details["warnings"] = sum(1 for d in diags if d.severity == "warning")
         if has_errors(diags) or loaded.recipe is None:
             st.status = "failed"
