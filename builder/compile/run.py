@@ -115,9 +115,9 @@ def compile_artifacts(resolved: Resolved, artifacts: ModelArtifacts, runtime_ima
         run_id = uuid.uuid4().hex[:12]
         if executor == "docker":
             if docker_client is None:
-                from builder.runtime.engine import docker_client as _client
+                from builder.engine import docker_client as _client
 
-                docker_client = _client()
+                docker_client = _client(STAGE)
             ex: DockerExecutor | LocalExecutor = DockerExecutor(docker_client, runtime_image, accelerators=mode,
                                                                 neuron_devices=host.neuron_devices, run_id=run_id)
         else:
