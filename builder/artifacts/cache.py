@@ -228,6 +228,10 @@ def prune(root: Path, *, older_than_days: float | None, dry_run: bool) -> list[C
         compile_root = Path(root) / "compile"
         if compile_root.is_dir() and older_than_days is not None:
             for entry in compile_root.iterdir():
+                # .locks/.tmp belong to running compiles: deleting a held lock file lets a second
+                # compile of the same key take its own lock on a new inode
+                if entry.name.startswith("."):
+                    continue
                 if entry.is_dir() and (now - entry.stat().st_mtime) / 86400 > older_than_days:
                     removed.append(CacheItem(kind="compile", name=entry.name[:12], path=entry, bytes=_size(entry),
                                              last_used=entry.stat().st_mtime))
