@@ -14,6 +14,7 @@ import requests
 
 from builder.diagnostics import BuilderError
 from builder.publish.credentials import Credentials
+from builder.registry.client import base_url  # one rule for plain HTTP (loopback only)
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
@@ -27,12 +28,6 @@ READ_ATTEMPTS = 4
 
 class _Transient(Exception):
     pass
-
-
-def base_url(host: str) -> str:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
-    loopback = name in ("localhost", "[::1]") or name.startswith("127.")
-    return f"{'http' if loopback else 'https'}://{host}"
 
 
 def _challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -74,3 +74,13 @@ def test_bad_credentials_for_token_service(server):
     c = RegistryClient(server, Credentials(username="u", password=SecretStr("wrong"), source="options"))
     with pytest.raises(BuilderError, match="token service"):
         c.manifest_digest("r", "t")
+
+
+def test_ipv6_loopback_with_port_is_plain_http_like_the_assembler() -> None:
+    # review: publish had its own base_url that sent [::1]:PORT to https, unlike builder.registry.client
+    from builder.publish.registry_api import base_url
+    from builder.registry.client import base_url as assembler_base_url
+
+    for host in ("[::1]:5000", "[::1]", "127.0.0.1:5000", "localhost:5000", "registry.example.com"):
+        assert base_url(host) == assembler_base_url(host)
+    assert base_url("[::1]:5000") == "http://[::1]:5000"
