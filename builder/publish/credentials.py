@@ -68,7 +68,14 @@ def _from_helper(helper: str, host: str) -> Credentials | None:
     exe = shutil.which(f"docker-credential-{helper}")
     if not exe:
         return None
-    proc = subprocess.run([exe, "get"], input=host, capture_output=True, text=True, timeout=30)
+    try:
+        proc = subprocess.run([exe, "get"], input=host, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise BuilderError(f"docker-credential-{helper} did not answer for {host} within 30 s",
+                           stage="publish", hint="unlock the credential store, or pass --username/"
+                                                 "--password-stdin") from None
+    except OSError as exc:
+        raise BuilderError(f"docker-credential-{helper} cannot run: {exc.strerror}", stage="publish") from None
     if proc.returncode != 0:
         return None  # helper has nothing for this host ("credentials not found")
     try:

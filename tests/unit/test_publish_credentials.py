@@ -44,3 +44,15 @@ def test_explicit_options_win_and_must_pair(tmp_path):
     assert c and c.source == "options"
     with pytest.raises(BuilderError):
         credentials.resolve("h", "u", None, str(tmp_path))
+
+
+def test_credential_helper_that_cannot_run_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    # review: an unrunnable helper (bad interpreter line) raised OSError out of the publish stage
+    helper = tmp_path / "bin" / "docker-credential-broken"
+    helper.parent.mkdir()
+    helper.write_text("#!/nonexistent/interpreter\n")
+    helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "broken"}))
+    with pytest.raises(BuilderError, match="docker-credential-broken cannot run"):
+        credentials.from_docker_config("h:5", str(tmp_path))
