@@ -371,6 +371,7 @@ def _handler_files(recipe: Any, base_dir: Path) -> dict[str, Path]:
 
 
 def _summary(record: BuildRecord, resolved: Any, image_ref: str) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{resolved.recipe.name}  ({resolved.release.family} {resolved.release.version}, "
@@ -381,7 +382,7 @@ def _summary(record: BuildRecord, resolved: Any, image_ref: str) -> None:
     table.add_column("note")
     colours = {"passed": "green", "cached": "cyan", "skipped": "yellow", "failed": "red"}
     for s in record.stages:
-        table.add_row(s.name, f"[{colours[s.status]}]{s.status.upper()}[/]", f"{s.seconds:.2f}", s.reason[:90])
+        table.add_row(s.name, f"[{colours[s.status]}]{s.status.upper()}[/]", f"{s.seconds:.2f}", escape(s.reason[:90]))
     console.console().print(table)
     tags = record.image.get("tags") or []
     console.info(f"image: {image_ref}" + (f"  tags: {', '.join(tags)}" if tags else ""))

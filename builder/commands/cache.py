@@ -46,15 +46,17 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "json":
             sys.stdout.write(json.dumps([i.model_dump(mode="json") for i in items], indent=2) + "\n")
             return 0
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=str(root))
+        t = Table(title=escape(str(root)))
         for col in ("kind", "name", "size", "last used", "detail"):
             t.add_column(col)
         now = time.time()
         for i in items:
-            t.add_row(i.kind, i.name, _human(i.bytes) if i.bytes else "-", f"{(now - i.last_used) / 86400:.1f} d ago",
-                      i.detail)
+            # names and details come from the cache (model ids, paths): text, never rich markup
+            t.add_row(escape(i.kind), escape(i.name), _human(i.bytes) if i.bytes else "-",
+                      f"{(now - i.last_used) / 86400:.1f} d ago", escape(i.detail))
         console().print(t)
         return 0
     removed = prune(root, older_than_days=args.older_than, dry_run=args.dry_run)
