@@ -12,7 +12,7 @@ DESCRIPTION = (
     "Actions: 'fetch' resolves DJL's Python engine jar (ai.djl.python:python) into the cache; "
     "'build dev-cpu' builds the dev-cpu runtime image (and its debootstrap rootfs base) when missing; "
     "'build dev-cpu --variant hf' builds the opt-in variant with torch + transformers for the HF-accelerate "
-    "handler on CPU (Debian trixie, about 1 GB; docs/hf-cpu.md); "
+    "handler on CPU (Debian trixie, about 1.3 GB; docs/hf-cpu.md); "
     "'ls' lists the runtime images on this engine. Machine-readable results go to stdout as JSON."
 )
 

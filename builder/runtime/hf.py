@@ -189,7 +189,7 @@ def _debootstrap_with_wheels(client, ref: str, image_labels: dict[str, str], cac
     try:
         root = tmp / "root"
         step(f"debootstrap {SUITE} ({rootfs.VARIANT}, {len(PACKAGES)} packages incl. python3-torch) from {mirror} "
-             "(several minutes, about 1 GB)")
+             "(several minutes, about 1.3 GB)")
         cmd = [exe, f"--variant={rootfs.VARIANT}", f"--include={','.join(PACKAGES)}", SUITE, str(root), mirror]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:

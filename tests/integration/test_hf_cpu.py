@@ -1,6 +1,6 @@
 """The HF-accelerate handler on CPU: the dev-cpu hf variant serves a tiny random Llama (docs/hf-cpu.md).
 
-Opt-in: the variant is about 1 GB and takes minutes to make (debootstrap trixie + python3-torch), so
+Opt-in: the variant is about 1.3 GB and takes minutes to make (debootstrap trixie + python3-torch), so
 this runs only with ``LMI_BUILD_HF_CPU=1``; otherwise, or when the packages cannot be had, it is
 SKIPPED with the reason. Real parts only: Debian's torch, transformers from PyPI, LMI's own
 ``djl_python.huggingface`` (0.34.0), the pipeline's bake and smoke stages.
@@ -25,7 +25,7 @@ from builder.runtime.tiny_llama import write_tiny_llama
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
 
 if os.environ.get("LMI_BUILD_HF_CPU") != "1":
-    pytest.skip("the dev-cpu hf variant is about 1 GB and minutes to build: set LMI_BUILD_HF_CPU=1 to run",
+    pytest.skip("the dev-cpu hf variant is about 1.3 GB and minutes to build: set LMI_BUILD_HF_CPU=1 to run",
                 allow_module_level=True)
 
 
