@@ -39,10 +39,14 @@ def _cli(session: nox.Session, *args: str) -> None:
 def build(session: nox.Session) -> None:
     """validate -> fetch -> compile -> bake -> smoke -> (publish with --push). Pass lmi-build build's options."""
     _install(session)
-    quickstart_model = ROOT / "recipes/examples/quickstart/model"
-    if any(Path(a).name == "quickstart.yaml" for a in session.posargs) and not (quickstart_model / "model.safetensors").exists():
-        # The quickstart's tiny model is generated, never committed (weights stay out of git).
-        session.run("lmi-build", "example-model", "--force", str(quickstart_model))  # seeded: same bytes
+    # The examples' tiny models are generated (seeded, same bytes every time), never committed.
+    generated = {"quickstart.yaml": ("recipes/examples/quickstart/model", []),
+                 "hf-cpu-tiny-llama.yaml": ("recipes/examples/hf-cpu-tiny-llama/model", ["--llama"])}
+    for arg in session.posargs:
+        if Path(arg).name in generated:
+            folder, flags = generated[Path(arg).name]
+            if not (ROOT / folder / "model.safetensors").exists():
+                session.run("lmi-build", "example-model", *flags, "--force", folder)
     session.run("lmi-build", "build", *session.posargs)
 
 

@@ -142,10 +142,17 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
     base_image = opts.base_image
     with record.timed("runtime") as st:
         if resolved.release.family == "dev-cpu" and not base_image:
-            from builder.runtime.devcpu import ensure_devcpu_runtime
+            if resolved.entry_point == "djl_python.huggingface":
+                # LMI's HF accelerate handler needs torch + transformers: the runtime's hf variant
+                from builder.runtime.hf import ensure_hf_runtime
 
-            console.step("dev-cpu runtime")
-            runtime = ensure_devcpu_runtime(opts.cache_dir)
+                console.step("dev-cpu runtime (hf variant: torch + transformers)")
+                runtime = ensure_hf_runtime(opts.cache_dir)
+            else:
+                from builder.runtime.devcpu import ensure_devcpu_runtime
+
+                console.step("dev-cpu runtime")
+                runtime = ensure_devcpu_runtime(opts.cache_dir)
             base_image = runtime.image_id
             st.details.update({"ref": runtime.ref, "image_id": runtime.image_id,
                                "djl_python": runtime.djl_python_version})

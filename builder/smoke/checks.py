@@ -103,10 +103,13 @@ def run_checks(url: str, settings: SmokeSettings, metrics: SmokeMetrics) -> list
     metrics.generated_tokens = gen.tokens
     checks += gen.checks
     checks += judge_expectations(gen, expect_regex=settings.expect_regex, min_tokens=settings.min_tokens)
-    stream = generate_stream(url, settings, metrics)
-    checks += stream.checks
-    checks += judge_expectations(stream, expect_regex=settings.expect_regex, min_tokens=settings.min_tokens,
-                                 suffix="-stream")
+    if settings.stream_not_applicable:
+        checks.append(Check(name="generate-stream", ok=True, detail=f"not run: {settings.stream_not_applicable}"))
+    else:
+        stream = generate_stream(url, settings, metrics)
+        checks += stream.checks
+        checks += judge_expectations(stream, expect_regex=settings.expect_regex, min_tokens=settings.min_tokens,
+                                     suffix="-stream")
     if settings.concurrent_requests > 0:
         checks.append(concurrent(url, settings, metrics))
     return checks

@@ -64,6 +64,9 @@ def parse_labels(ref: str, image_id: str, labels: dict[str, str] | None,
         value = props.get("option.model_loading_timeout")
         if isinstance(value, (int, str)) and str(value).isdigit() and int(value) > 0:
             settings = settings.model_copy(update={"model_loading_timeout": int(value)})
+    reason = _stream_not_applicable(recipe)
+    if reason and not settings.stream_not_applicable:
+        settings = settings.model_copy(update={"stream_not_applicable": reason})
     family = labels.get(L.LMI_FAMILY) or ((recipe.get("container") or {}).get("family")
                                           if isinstance(recipe.get("container"), dict) else None)
     port = 8080
@@ -74,6 +77,23 @@ def parse_labels(ref: str, image_id: str, labels: dict[str, str] | None,
             break
     return ImageInfo(ref=ref, image_id=image_id, labels=labels, settings=settings, target_kind=kind,
                      devices=devices, family=family, exposed_port=port, warnings=warnings)
+
+
+def _stream_not_applicable(recipe: dict[str, Any]) -> str | None:
+    """LMI streams when rolling batch is on, or when ``option.enable_streaming`` is set (§6); a
+    built-in handler with rolling batch disabled answers ``"stream": true`` with plain JSON. A custom
+    ``model.py`` decides for itself, so it is always asked to stream."""
+    serving = recipe.get("serving") if isinstance(recipe.get("serving"), dict) else {}
+    props = serving.get("properties") if isinstance(serving.get("properties"), dict) else {}
+    rolling = str(props.get("option.rolling_batch", "")).lower()
+    entry = str(props.get("option.entryPoint", ""))
+    streaming = str(props.get("option.enable_streaming", "false")).lower()
+    formatter = str(props.get("option.output_formatter", "")).lower()
+    if rolling == "disable" and entry.startswith("djl_python.") and streaming in ("false", "") \
+            and "jsonlines" not in formatter and "sse" not in formatter:
+        return (f"{entry} with rolling_batch=disable does not stream unless option.enable_streaming is set "
+                "(reference/lmi-runtime.md §6)")
+    return None
 
 
 def inspect_image(client, ref: str) -> ImageInfo:

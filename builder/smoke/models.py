@@ -35,6 +35,8 @@ class SmokeSettings(BaseModel):
     shm_size: str = "2g"
     env: dict[str, str] = Field(default_factory=dict)
     model_loading_timeout: int | None = Field(None, ge=0)  # 0 (as the bake stage writes "unset") = unknown
+    # why the streaming request does not apply to this configuration (None: it does); from the labels
+    stream_not_applicable: str | None = None
 
     def merged(self, overrides: SmokeSettings | None) -> SmokeSettings:
         if overrides is None:

@@ -146,3 +146,41 @@ def test_ledger_skip_never_overwrites_a_pass(tmp_path):
 def test_ledger_never_mode_records_nothing(tmp_path):
     _record(_result("skipped", "--smoke never"), tmp_path)
     assert ledger.lookup("sha256:" + "b" * 64, tmp_path) is None
+
+
+def _recipe_label(props: dict[str, str]) -> dict:
+    import json
+
+    from builder import labels as L
+
+    return {L.RECIPE_JSON: json.dumps({"serving": {"properties": props}}), L.SMOKE: "{}"}
+
+
+def test_builtin_handler_without_rolling_batch_is_not_asked_to_stream():
+    from builder.smoke.image_info import parse_labels
+
+    info = parse_labels("img", "sha256:" + "a" * 64, _recipe_label(
+        {"option.rolling_batch": "disable", "option.entryPoint": "djl_python.huggingface"}))
+    assert "does not stream" in info.settings.stream_not_applicable
+
+
+def test_streaming_is_checked_for_custom_handlers_rolling_batch_and_enable_streaming():
+    from builder.smoke.image_info import parse_labels
+
+    for props in ({"option.rolling_batch": "disable", "option.entryPoint": "model.py"},
+                  {"option.rolling_batch": "vllm", "option.entryPoint": "djl_python.huggingface"},
+                  {"option.rolling_batch": "disable", "option.entryPoint": "djl_python.huggingface",
+                   "option.enable_streaming": "true"}):
+        info = parse_labels("img", "sha256:" + "a" * 64, _recipe_label(props))
+        assert info.settings.stream_not_applicable is None, props
+
+
+def test_a_not_applicable_stream_check_is_reported_not_run(monkeypatch):
+    from builder.smoke import checks as C
+    from builder.smoke.judge import Generation
+    from builder.smoke.models import Check, SmokeMetrics, SmokeSettings
+
+    monkeypatch.setattr(C, "generate", lambda url, s: (Generation(text="x", tokens=1, checks=[Check(name="generate", ok=True)]), 0.01))
+    monkeypatch.setattr(C, "generate_stream", lambda *a, **k: (_ for _ in ()).throw(AssertionError("streamed")))
+    out = C.run_checks("http://127.0.0.1:1", SmokeSettings(stream_not_applicable="why"), SmokeMetrics())
+    assert [c.name for c in out][-1] == "generate-stream" and out[-1].detail == "not run: why"

@@ -39,8 +39,9 @@ BATCH_RB = rule("batch-size-rolling-batch", "batch_size > 1 (dynamic batching) a
                 "§4, §7, §8.4, §17.7")
 ASYNC_RB = rule("async-mode-rolling-batch", "option.async_mode and rolling batch are mutually exclusive",
                 "with async_mode: true set rolling_batch: disable", "§5")
-CPU_TRANSFORMERS = rule("cpu-full-transformers", "the cpu-full and dev-cpu images have no transformers, so the "
-                        "built-in djl_python.huggingface handler cannot load there (warning)",
+CPU_TRANSFORMERS = rule("cpu-full-transformers", "the cpu-full image has no transformers, so the built-in "
+                        "djl_python.huggingface handler cannot load there (warning; the dev-cpu family builds on "
+                        "its hf variant with torch + transformers for that handler)",
                         "give a custom model.entry_point that needs no transformers, or add it via "
                         "model.requirements", "§12, §17.11")
 
@@ -238,12 +239,11 @@ def check_async(ctx: Ctx) -> None:
 
 
 def check_cpu_handler(ctx: Ctx) -> None:
-    if ctx.family not in ("cpu", "dev-cpu") or ctx.recipe.model.entry_point:
-        return
+    if ctx.family != "cpu" or ctx.recipe.model.entry_point:
+        return  # dev-cpu: the pipeline picks the runtime's hf variant for djl_python.huggingface
     ep = str(ctx.opts.get("entryPoint", "djl_python.huggingface"))
     if ep == "djl_python.huggingface":
         path = ctx.opt_path("entryPoint") if "entryPoint" in ctx.opts else ("container", "family")
-        image = "cpu-full" if ctx.family == "cpu" else "dev-cpu"
-        ctx.warning(path, CPU_TRANSFORMERS, f"the {image} image has no transformers, so the default handler "
+        ctx.warning(path, CPU_TRANSFORMERS, "the cpu-full image has no transformers, so the default handler "
                     "djl_python.huggingface cannot load a model; give a custom model.entry_point, or list "
                     "transformers (and torch) in model.requirements")
