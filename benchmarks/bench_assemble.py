@@ -306,6 +306,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--shards", default="1,8", help="shards per model, same order as --sizes")
     p.add_argument("--no-docker", action="store_true", help="registry assembler only")
     p.add_argument("--compression", choices=["none", "gzip"], default="none")
+    p.add_argument("--results", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
     p.add_argument("--no-oras", dest="oras", action="store_false",
                    help="skip the oras-py column (only measured when `import oras` works)")
     p.add_argument("--tools-max-gib", type=float, default=1.0,
@@ -330,8 +331,9 @@ def main(argv: list[str]) -> int:
             print(f"{r['model']:<22}{r['scenario']:<19}" + "".join(f"{r.get(k, '-')!s:>15}" for k, _ in cols))
         else:
             print(json.dumps(r))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows},
+                                       indent=2) + "\n")
     return 0
 
 
