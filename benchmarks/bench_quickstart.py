@@ -37,24 +37,29 @@ def _stage(record: dict, name: str) -> dict:
 
 
 def _remove_quickstart_images() -> None:
+    """Remove the quickstart's model images and its artifacts image (ours: labelled managed), children first."""
     import docker
 
     from builder import labels as L
 
     client = docker.from_env()
-    for image in client.images.list(filters={"label": [f"{L.MANAGED}=true"]}):
-        name = image.labels.get(L.RECIPE_NAME) or ""
-        role = image.labels.get(L.ROLE) or ""
-        if name == "quickstart" or (role == "artifacts" and any(t.startswith("lmi-build/artifacts:") for t in image.tags)
-                                    and image.labels.get(L.RECIPE_NAME, "quickstart") == "quickstart"):
-            for tag in image.tags:
-                client.images.remove(tag, noprune=False)
+    managed = client.images.list(filters={"label": [f"{L.MANAGED}=true"]})
+    models = [i for i in managed if i.labels.get(L.RECIPE_NAME) == "quickstart" and i.labels.get(L.ROLE) == "model"]
+    artifacts = [i for i in managed if i.labels.get(L.ROLE) == "artifacts"
+                 and i.labels.get(L.MODEL_ID) == "quickstart/model"]
+    for image in models + artifacts:
+        try:
+            client.images.remove(image.id, force=True)
+        except docker.errors.ImageNotFound:
+            pass
 
 
 def main(argv: list[str]) -> int:
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="lmi-bench-qs-") as tmp:
         t = Path(tmp)
+        # warm the nox session's venv first: its one-time creation is not the build's cost
+        subprocess.run(["nox", "-s", "build", "--", "--help"], cwd=ROOT, capture_output=True, check=True)
         _remove_quickstart_images()
         wall, rec = _nox_build(RECIPE, t / "cold.json", "--force-smoke")
         smoke = _stage(rec, "smoke")
