@@ -32,7 +32,9 @@ def validate_loaded(loaded: LoadedRecipe, *, with_fit: bool = True, cache_dir: P
 
     seen = {(d.rule, d.path) for d in diags}
     diags += [d for d in compile_diagnostics(loaded, resolved) if (d.rule, d.path) not in seen]
-    if with_fit and loaded.recipe.model.bake:
+    # a custom handler's model format is its own business: the transformer-shaped estimate applies to
+    # LMI's built-in handlers only
+    if with_fit and loaded.recipe.model.bake and not loaded.recipe.model.entry_point:
         diags += _fit(loaded, resolved, cache_dir)
     return diags
 

@@ -154,16 +154,17 @@ def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, co
                 console.info(f"  artifacts image {artifacts_ref} reused (weights not sent, not read)")
                 from_ref = existing
             else:
+                artifact_labels = metadata.artifacts_labels(
+                    inputs_digest=inputs, base_ref=base.ref, base_digest=base.digest,
+                    model_id=resolved.recipe.model.id or resolved.recipe.model.s3 or resolved.recipe.model.path or "",
+                    model_digest=model_digest)
                 dockerfile = render.render_artifacts(from_ref=base.from_ref,
-                                                     layer_dirs=[f"{CONTEXT_LAYERS}/{x.name}" for x in artifact_layers])
+                                                     layer_dirs=[f"{CONTEXT_LAYERS}/{x.name}" for x in artifact_layers],
+                                                     labels=artifact_labels)
                 chunks, total, _ = _context(dockerfile, artifact_layers)
                 console.info(f"  building artifacts image {artifacts_ref} "
                              f"({sum(x.size for x in artifact_layers) / 2**20:.1f} MiB in {len(artifact_layers)} layer(s))")
-                out = _docker.build(client, _chunked(chunks), total=total, tag=artifacts_ref,
-                                    labels=metadata.artifacts_labels(
-                                        inputs_digest=inputs, base_ref=base.ref, base_digest=base.digest,
-                                        model_id=resolved.recipe.model.id or resolved.recipe.model.s3
-                                        or resolved.recipe.model.path or "", model_digest=model_digest),
+                out = _docker.build(client, _chunked(chunks), total=total, tag=artifacts_ref, labels=None,
                                     nocache=options.no_cache, what="artifacts image", show_progress=options.progress)
                 bytes_sent += out.bytes_sent
                 from_ref = out.image_id
