@@ -311,7 +311,10 @@ def _runtime_into_registry(runtime: Any, registry: str) -> str:
     client.images.get(runtime.image_id).tag(repo, tag)
     creds = _registry_credentials(registry)
     auth = {"username": creds.username, "password": creds.password.get_secret_value()} if creds else None
-    outcome = push_tag(client, repo, tag, auth)
+    try:
+        outcome = push_tag(client, repo, tag, auth)
+    finally:
+        client.images.remove(f"{repo}:{tag}")  # only the local name made for the push; the image stays
     if not outcome.digest:
         raise BuilderError(f"pushing the dev-cpu runtime to {repo} returned no digest", stage="runtime")
     return f"{repo}@{outcome.digest}"
