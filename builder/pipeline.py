@@ -261,24 +261,31 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                 accelerators = opts.accelerators
                 if accelerators == "auto" and resolved.instance.kind == "cpu":
                     accelerators = "none"
-                if opts.assembler == "registry":
-                    # the pinned digest is what gets tested and published; pulled into the engine only for this
-                    from builder.registry import pull_for_smoke
+                unavailable = _smoke_host_gap(resolved.instance.kind, accelerators) \
+                    if opts.assembler == "registry" else None
+                if unavailable:
+                    # decided before pulling a multi-GB image only to find it cannot run here
+                    if opts.smoke == "always":
+                        raise BuilderError(f"smoke test cannot run: {unavailable}", stage="smoke",
+                                           hint="--smoke auto reports this as SKIPPED; build on a runner with "
+                                                "the target's accelerator")
+                    ledger_skip = ledger.SmokeOutcome(image_id=image_id, status="skipped", reason=unavailable)
+                    if previous is None:
+                        ledger.record(ledger_skip, opts.cache_dir)
+                    st.status, st.reason = "skipped", unavailable
+                    smoke_status = "skipped"
+                else:
+                    if opts.assembler == "registry":
+                        # the pinned digest is what gets tested and published; pulled into the engine only for this
+                        from builder.registry import pull_for_smoke
 
-                    pulled = pull_for_smoke(image_ref, credentials=_registry_credentials(image_ref))
-                try:
-                    result = smoke_test(image_ref, mode=opts.smoke, accelerators=accelerators,
-                                        log_dir=record_dir, cache_dir=opts.cache_dir)
-                finally:
-                    if pulled:
-                        from builder.registry import remove_pulled
-
-                        remove_pulled(image_ref)
-                st.details.update(result.model_dump(mode="json"))
-                st.status, st.reason = result.status, result.reason
-                smoke_status = result.status
-                if result.status == "failed":
-                    raise BuilderError(f"smoke test failed: {result.reason}", stage="smoke")
+                        pulled = pull_for_smoke(image_ref, credentials=_registry_credentials(image_ref))
+                    result = _run_smoke(smoke_test, image_ref, opts, accelerators, record_dir, pulled)
+                    st.details.update(result.model_dump(mode="json"))
+                    st.status, st.reason = result.status, result.reason
+                    smoke_status = result.status
+                    if result.status == "failed":
+                        raise BuilderError(f"smoke test failed: {result.reason}", stage="smoke")
 
     # ----------------------------------------------------------------- publish
     with record.timed("publish") as st:
@@ -296,6 +303,40 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             st.details["targets"] = record.published
 
     _summary(record, resolved, image_ref)
+
+
+def _run_smoke(smoke_test: Any, image_ref: str, opts: BuildOptions, accelerators: str, record_dir: Path,
+               pulled: str | None):
+    try:
+        return smoke_test(image_ref, mode=opts.smoke, accelerators=accelerators, log_dir=record_dir,
+                          cache_dir=opts.cache_dir)
+    finally:
+        if pulled:
+            from builder.registry import remove_pulled
+
+            remove_pulled(image_ref)
+
+
+def _smoke_host_gap(kind: str, accelerators: str) -> str | None:
+    """Why this host cannot run the image at all (no engine; no device of the target's kind), or None.
+
+    Only a host-level look: whether Docker can hand the GPUs to a container is the smoke stage's own
+    check (it reports "no GPU runtime" itself)."""
+    import glob
+
+    try:
+        from builder.engine import docker_client
+
+        docker_client("smoke", timeout=10)
+    except BuilderError:
+        return "no Docker engine on this host to run the image in"
+    if accelerators == "none":
+        return None
+    if kind == "gpu" and not glob.glob("/dev/nvidia[0-9]*"):
+        return "the target needs NVIDIA GPUs and this host has none (no /dev/nvidia*)"
+    if kind == "neuron" and not glob.glob("/dev/neuron*"):
+        return "the target needs Neuron devices and this host has none (no /dev/neuron*)"
+    return None
 
 
 def _runtime_into_registry(runtime: Any, registry: str) -> str:
