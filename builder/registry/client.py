@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 from collections.abc import Iterable
 from urllib.parse import urljoin
 
@@ -28,6 +29,8 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
 TIMEOUT = (5, 300)
+READ_ATTEMPTS = 4
+RETRY_BACKOFF_S = 0.5
 
 
 class RegistryCredentials(BaseModel):
@@ -66,6 +69,26 @@ class RegistryClient:
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                 data: object = None, params: dict[str, str] | None = None, stream: bool = False,
                 retry_auth: bool = True) -> requests.Response:
+        """One call; idempotent reads (GET, HEAD) are retried, bounded, on connection errors and 5xx."""
+        attempts = READ_ATTEMPTS if method in ("GET", "HEAD") and data is None else 1
+        for attempt in range(attempts):
+            last = attempt + 1 == attempts
+            try:
+                resp = self._request_once(method, path, headers=headers, data=data, params=params,
+                                          stream=stream, retry_auth=retry_auth)
+            except BuilderError as exc:
+                if last or not getattr(exc, "transient", False):
+                    raise
+            else:
+                if resp.status_code < 500 or last:
+                    return resp
+                resp.close()
+            self.session.close()  # drop pooled connections that may be stale
+            time.sleep(RETRY_BACKOFF_S * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _request_once(self, method: str, path: str, *, headers: dict[str, str] | None, data: object,
+                      params: dict[str, str] | None, stream: bool, retry_auth: bool) -> requests.Response:
         url = path if path.startswith("http") else self.url + path
         hdrs = dict(headers or {})
         if self._scope in self._auth:
@@ -79,10 +102,12 @@ class RegistryClient:
                 resp = self.session.request(method, url, headers=hdrs, data=data, params=params,
                                             stream=stream, timeout=TIMEOUT, allow_redirects=True)
         except requests.RequestException as exc:
-            raise BuilderError(
+            err = BuilderError(
                 f"registry {self.host} unreachable or connection lost during {method} "
                 f"{_short(path)} ({exc.__class__.__name__})", stage=self.stage,
-                hint="check that the registry runs; re-running skips every blob already uploaded") from None
+                hint="check that the registry runs; re-running skips every blob already uploaded")
+            err.transient = True  # type: ignore[attr-defined]
+            raise err from None
         if resp.status_code == 401:
             who = f" for user {self.credentials.username!r}" if self.credentials else ""  # type: ignore[attr-defined]
             raise BuilderError(f"registry {self.host} refused the credentials{who} (401 on {method} "

@@ -84,3 +84,43 @@ def test_ipv6_loopback_with_port_is_plain_http_like_the_assembler() -> None:
     for host in ("[::1]:5000", "[::1]", "127.0.0.1:5000", "localhost:5000", "registry.example.com"):
         assert base_url(host) == assembler_base_url(host)
     assert base_url("[::1]:5000") == "http://[::1]:5000"
+
+
+class Flaky(BaseHTTPRequestHandler):
+    calls = 0
+
+    def log_message(self, *a):
+        pass
+
+    def do_HEAD(self):
+        Flaky.calls += 1
+        if Flaky.calls <= 2:
+            self.send_response(503)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Docker-Content-Digest", DIGEST)
+        self.end_headers()
+
+
+def test_reads_are_retried_on_5xx_then_answer(monkeypatch):
+    import builder.registry.client as client_module
+
+    monkeypatch.setattr(client_module, "RETRY_BACKOFF_S", 0.01)
+    srv = HTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    Flaky.calls = 0
+    try:
+        assert RegistryClient(f"127.0.0.1:{srv.server_address[1]}").manifest_digest("r", "t") == DIGEST
+        assert Flaky.calls == 3
+    finally:
+        srv.shutdown()
+
+
+def test_an_unreachable_registry_is_one_clear_error_after_bounded_retries(monkeypatch):
+    import builder.registry.client as client_module
+
+    monkeypatch.setattr(client_module, "RETRY_BACKOFF_S", 0.01)
+    with pytest.raises(BuilderError, match="unreachable") as info:
+        RegistryClient("127.0.0.1:1").manifest_digest("r", "t")
+    assert info.value.stage == "publish"
