@@ -6,7 +6,7 @@ Layout (``<cache>/models/``)::
     manifests/<key>.json      one per source (hub repo@sha, s3 prefix, local folder): files + digests
     snapshots/<hex>/          a folder per model digest: hard links to blobs, exactly the files to bake
     tmp/                      partial downloads (resumed) and entries being written
-    memo.json                 (path, size, mtime_ns, inode) -> sha256
+    ../file-digests.json      (device, inode, size, mtime_ns) -> sha256 (shared with bake)
 
 Every entry is written under a temporary name and renamed into place, and all writers hold one
 ``filelock``, so an interrupted build leaves no half-written entry and two builds never corrupt it.
@@ -26,7 +26,7 @@ from pathlib import Path
 from filelock import FileLock
 from pydantic import BaseModel
 
-from builder.artifacts.hashing import DigestMemo
+from builder.artifacts.hashing import memo_for
 from builder.artifacts.models import FileEntry
 
 LOCK_TIMEOUT_S = 6 * 3600  # a concurrent build may be downloading a large model
@@ -52,7 +52,7 @@ class ArtifactCache:
         self.tmp = self.root / "tmp"
         for d in (self.blobs, self.manifests, self.snapshots, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
-        self.memo = DigestMemo(self.root / "memo.json")
+        self.memo = memo_for(Path(root))  # shared with the bake stage
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -1,8 +1,10 @@
-"""File digests with a memo, so unchanged weights are never hashed twice.
+"""File digests with one memo for the whole builder, so unchanged weights are hashed once, ever.
 
-Hashing, not copying, is the expensive part (DESIGN.md: sha256 of 1 GiB ~ 3.9 s on one core); the
-memo is keyed by (real path, size, mtime_ns, inode), so an edited or replaced file is re-hashed and an
-untouched one is not.
+Hashing, not copying, is the expensive part (DESIGN.md: sha256 of 1 GiB ~ 3.9 s on one core). The
+memo is keyed by (device, inode, size, mtime_ns): an edited or replaced file is re-hashed, an
+untouched one is not, and the hard-linked snapshots the artifact cache makes share their entry with
+the blob they link to. Fetch (``builder.artifacts``) and bake (``builder.image``) use the same file,
+``<cache>/file-digests.json``, so a model hashed at fetch is not hashed again at bake.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from filelock import FileLock
 
 CHUNK = 4 << 20
+MEMO_FILE = "file-digests.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -26,37 +30,41 @@ def sha256_file(path: Path) -> str:
 
 
 def _key(path: Path) -> str:
-    st = path.stat()
-    return f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
 
 
 class DigestMemo:
-    """``(path, size, mtime_ns, inode) -> sha256`` kept in one JSON file in the cache."""
+    """``(device, inode, size, mtime_ns) -> sha256 hex`` (with one path, to forget deleted files)."""
 
     def __init__(self, file: Path):
-        self.file = file
-        self._data: dict[str, str] | None = None
+        self.file = Path(file)
+        self._data: dict[str, list[str]] | None = None
         self._dirty = False
-        self.hashed = 0  # files actually read in this process (tests and reports)
+        self.hits: list[str] = []  # paths answered from the memo in this process
+        self.misses: list[str] = []  # paths actually read
 
-    def _load(self) -> dict[str, str]:
+    @property
+    def hashed(self) -> int:
+        return len(self.misses)
+
+    def _load(self) -> dict[str, list[str]]:
         if self._data is None:
-            try:
-                self._data = json.loads(self.file.read_text())
-            except (OSError, ValueError):
-                self._data = {}
+            self._data = _read(self.file)
         return self._data
 
     def digest(self, path: Path) -> str:
+        """sha256 hex of the file's bytes."""
         data = self._load()
         key = _key(path)
         hit = data.get(key)
         if hit:
-            return hit
+            self.hits.append(str(path))
+            return hit[0]
         value = sha256_file(path)
-        self.hashed += 1
-        if _key(path) == key:  # file did not change while we read it
-            data[key] = value
+        self.misses.append(str(path))
+        if _key(path) == key:  # only remember what did not change while it was read
+            data[key] = [value, os.path.realpath(path)]
             self._dirty = True
         return value
 
@@ -65,14 +73,27 @@ class DigestMemo:
             return
         self.file.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.file) + ".lock"):
-            try:  # merge with what other processes wrote meanwhile
-                merged = json.loads(self.file.read_text())
-            except (OSError, ValueError):
-                merged = {}
+            merged = _read(self.file)  # merge with what other processes wrote meanwhile
             merged.update(self._data or {})
             # forget entries whose file is gone, so the memo does not grow forever
-            merged = {k: v for k, v in merged.items() if os.path.exists(k.split("|", 1)[0])}
-            tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(merged, sort_keys=True))
-            os.replace(tmp, self.file)
+            merged = {k: v for k, v in merged.items() if os.path.exists(v[1])}
+            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=f".{self.file.name}.")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(merged, fh, sort_keys=True)
+            os.replace(tmp, self.file)  # atomic: readers never see half a file
         self._dirty = False
+
+
+def _read(file: Path) -> dict[str, list[str]]:
+    try:
+        raw = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(v, list) and len(v) == 2}  # older formats: forgotten
+
+
+def memo_for(cache_root: Path) -> DigestMemo:
+    """The builder's one memo under a cache root (``builder.paths.cache_dir()``)."""
+    return DigestMemo(Path(cache_root) / MEMO_FILE)

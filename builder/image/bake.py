@@ -129,7 +129,7 @@ def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, co
     artifact_layers = [x for x in layers if x.kind != "config"]
     config_layer = layers[-1]
 
-    digests = FileDigestCache(cache_root)
+    digests = FileDigestCache(_cache_dir(options.cache_dir))
     content = {x.name: layer_content_digest(x, digests) for x in layers}
     digests.save()
     if digests.hits:

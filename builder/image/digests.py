@@ -1,82 +1,30 @@
-"""Content digests of layer files, remembered by (path, size, mtime_ns, inode).
+"""Content digests of layer files, remembered by (device, inode, size, mtime_ns).
 
 Hashing is the expensive part of a build (DESIGN.md "Performance facts": sha256 of 1 GiB takes
 3.9 s, reading it through tar 0.5 s), so an unchanged file is never hashed twice, and a
-config-only rebuild only ``stat``s the weights. The table lives in ``<cache>/image/file-digests.json``,
-written atomically under a file lock.
+config-only rebuild only ``stat``s the weights. The table is the builder's one memo, ``<cache>/file-digests.json``,
+written atomically under a file lock (``builder.artifacts.hashing``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 
-from filelock import FileLock
-
-from builder.image.layers import CHUNK, Layer
-
-TABLE = "file-digests.json"
+from builder.artifacts.hashing import MEMO_FILE, DigestMemo
+from builder.image.layers import Layer
 
 
-class FileDigestCache:
+class FileDigestCache(DigestMemo):
+    """The builder's one file-digest memo (``builder.artifacts.hashing``), answering ``sha256:<hex>``.
+
+    ``root`` is the cache root: the fetch stage has usually hashed the model already."""
+
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self.path = self.root / TABLE
-        self._table: dict[str, str] = {}
-        self._dirty = False
-        self.hits: list[str] = []
-        self.misses: list[str] = []
-        try:
-            data = json.loads(self.path.read_text())
-            if isinstance(data, dict):
-                self._table = {str(k): str(v) for k, v in data.items()}
-        except (OSError, ValueError):
-            self._table = {}
+        super().__init__(Path(root) / MEMO_FILE)
 
-    @staticmethod
-    def key(path: Path) -> str:
-        st = os.stat(path)
-        return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
-
-    def digest(self, path: Path) -> str:
-        """``sha256:<hex>`` of the file's bytes."""
-        key = self.key(path)
-        known = self._table.get(key)
-        if known:
-            self.hits.append(str(path))
-            return known
-        self.misses.append(str(path))
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                h.update(chunk)
-        value = f"sha256:{h.hexdigest()}"
-        if self.key(path) == key:  # only remember what did not change while we read it
-            prefix = key.split("|", 1)[0] + "|"
-            for stale in [k for k in self._table if k.startswith(prefix)]:
-                del self._table[stale]
-            self._table[key] = value
-            self._dirty = True
-        return value
-
-    def save(self) -> None:
-        if not self._dirty:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock"):
-            try:  # merge with what a concurrent build wrote meanwhile
-                on_disk = json.loads(self.path.read_text())
-                merged = {**(on_disk if isinstance(on_disk, dict) else {}), **self._table}
-            except (OSError, ValueError):
-                merged = dict(self._table)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-digests-")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(merged, fh, sort_keys=True)
-            os.replace(tmp, self.path)
-        self._dirty = False
+    def digest(self, path: Path) -> str:  # type: ignore[override]
+        return "sha256:" + super().digest(path)
 
 
 def layer_content_digest(layer: Layer, cache: FileDigestCache) -> str:
