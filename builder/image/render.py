@@ -19,6 +19,7 @@ import jinja2
 
 from builder.diagnostics import BuilderError
 from builder.paths import images_dir
+from builder.secrets import SECRET_NAME_RE as SECRET_ENV_RE  # one rule for validate and bake
 
 STAGE = "bake"
 FAMILIES = ("lmi", "tensorrt-llm", "neuronx", "cpu", "dev-cpu")
@@ -33,7 +34,6 @@ _REF_RE = re.compile(
 _CTX_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names that carry credentials never go into an image (DESIGN.md "Secrets never enter an image").
-SECRET_ENV_RE = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|ACCESS_KEY|PRIVATE_KEY)", re.I)
 
 
 class Safe(str):

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import difflib
-import re
 
 from builder.lmi.keys import OWNED_BY_MODEL, known_keys
 from builder.lmi.properties import KEY_RE
 from builder.lmi.rules.base import Ctx, rule
+from builder.secrets import SECRET_NAME_RE as SECRET_RE  # one rule for validate and bake
 
 UNKNOWN_OPTION = rule("unknown-option", "every option key is in the catalogue of the backend and LMI version "
                       "(LMI would silently ignore a typo)", "fix the spelling (did you mean ...), or list the key in "
@@ -30,7 +30,6 @@ ENV_CONFIG = rule("env-config-key", "OPTION_*/SERVING_*/HF_MODEL_* in env: would
 
 ALIASES = (("tensor_parallel_degree", "tensor_parallel_size"), ("pipeline_parallel_degree", "pipeline_parallel_size"),
            ("max_rolling_batch_size", "max_num_seqs"))
-SECRET_RE = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|PRIVATE_KEY|API_KEY)", re.I)
 
 
 def check_keys(ctx: Ctx) -> None:
