@@ -83,6 +83,13 @@ def _check_options(opts: BuildOptions) -> None:
             split_registry(opts.registry)
         except ValueError as exc:
             raise UsageError(f"--registry: {exc}") from None
+    if opts.tags and opts.assembler == "docker":
+        from builder.image.bake import check_tags
+
+        try:
+            check_tags(opts.tags)
+        except BuilderError as exc:
+            raise UsageError(str(exc), hint=exc.hint) from None
 
 
 def _record_dir(opts: BuildOptions) -> Path:

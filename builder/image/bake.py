@@ -108,14 +108,19 @@ def _diff_ids(client, image_id: str) -> list[str]:
     return list(client.api.inspect_image(image_id).get("RootFS", {}).get("Layers") or [])
 
 
+def check_tags(tags: list[str]) -> None:
+    """Extra ``--tag`` references must be valid image references (checked before any stage runs)."""
+    for tag in tags:
+        if not _TAG_RE.match(tag) or ".." in tag:
+            raise BuilderError(f"--tag {tag!r} is not a valid image reference", stage=STAGE,
+                               hint="use REPO[:TAG], lower-case repository")
+
+
 def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, compiled_dir: Path | None,
                extra_files: dict[str, Path], options: BakeOptions) -> BakeResult:
     start = time.monotonic()
     client = _client(options)
-    for tag in options.tags:
-        if not _TAG_RE.match(tag) or ".." in tag:
-            raise BuilderError(f"--tag {tag!r} is not a valid image reference", stage=STAGE,
-                               hint="use REPO[:TAG], lower-case repository")
+    check_tags(options.tags)
     cache_root = _cache_dir(options.cache_dir) / "image"
     cache_root.mkdir(parents=True, exist_ok=True)
     hits: list[str] = []

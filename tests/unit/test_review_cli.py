@@ -79,3 +79,12 @@ def test_validation_failure_still_writes_the_record(tmp_path: Path) -> None:
     with pytest.raises(Exception):  # noqa: B017 - DiagnosticError
         run_build(BuildOptions(recipe=bad, cache_dir=tmp_path / "c", report=report))
     assert report.exists()
+
+
+def test_a_bad_tag_is_a_usage_error_before_any_stage(tmp_path, capsys):
+    from builder.cli import main
+
+    rc = main(["build", "recipes/examples/quickstart.yaml", "--tag", "Bad Tag", "--report", str(tmp_path / "r.json")])
+    assert rc == 2
+    assert "--tag 'Bad Tag'" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()  # nothing ran, nothing recorded
