@@ -109,11 +109,14 @@ def ensure_devcpu_runtime(cache_dir: str | os.PathLike | None = None, *, rebuild
 
 
 def build_runtime_image(client, ref: str, rootfs_ref: str, jar: maven.MavenJar, digest: str,
-                        djl_python_version: str, *, nocache: bool = False) -> str:
-    """docker build of the runtime image (no cache check; ``ensure_devcpu_runtime`` decides when)."""
-    step(f"building dev-cpu runtime {ref} (djl_python {djl_python_version}, FROM {rootfs_ref})")
+                        djl_python_version: str, *, nocache: bool = False, dockerfile: str | None = None,
+                        extra_labels: dict[str, str] | None = None, what: str = "dev-cpu runtime") -> str:
+    """docker build of a runtime image: djl_python from the jar + our front end on ``rootfs_ref``
+    (no cache check; ``ensure_devcpu_runtime`` / ``hf.ensure_hf_runtime`` decide when). ``dockerfile``
+    replaces the default template's rendering for a variant."""
+    step(f"building {what} {ref} (djl_python {djl_python_version}, FROM {rootfs_ref})")
     files = frontend_files()
-    files["Dockerfile"] = render_dockerfile(rootfs_ref, djl_python_version).encode()
+    files["Dockerfile"] = (dockerfile or render_dockerfile(rootfs_ref, djl_python_version)).encode()
     with tempfile.TemporaryDirectory(prefix="djl-python-") as tmp:
         root = maven.extract_djl_python(jar.path, Path(tmp))
         for path in sorted(root.rglob("*")):
@@ -122,5 +125,5 @@ def build_runtime_image(client, ref: str, rootfs_ref: str, jar: maven.MavenJar, 
     image_labels = {L.MANAGED: "true", L.ROLE: "runtime", L.DEV_RUNTIME: "true",
                     L.DJL_PYTHON_VERSION: djl_python_version, L.INPUTS_DIGEST: digest,
                     L.LMI_FAMILY: "dev-cpu", f"{L.NS}.rootfs.ref": rootfs_ref,
-                    f"{L.NS}.djl-python.jar-sha256": jar.sha256}
+                    f"{L.NS}.djl-python.jar-sha256": jar.sha256, **(extra_labels or {})}
     return engine.build(client, engine.tar_context(files), ref, labels=image_labels, nocache=nocache)

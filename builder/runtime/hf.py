@@ -227,18 +227,9 @@ def ensure_hf_runtime(cache_dir: str | os.PathLike | None = None, *, rebuild: bo
         existing = engine.image_id(client, ref)
         if existing and not (rebuild or rebuild_rootfs):
             return devcpu.RuntimeImage(image_id=existing, built=False, **common)
-        step(f"building dev-cpu hf runtime {ref} (djl_python {djl_python_version}, FROM {base.ref})")
-        files = devcpu.frontend_files()
-        files["Dockerfile"] = render_dockerfile(base.ref, djl_python_version).encode()
-        with tempfile.TemporaryDirectory(prefix="djl-python-") as tmp:
-            root = maven.extract_djl_python(jar.path, Path(tmp))
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    files[f"python/{path.relative_to(root).as_posix()}"] = path.read_bytes()
-        image_labels = {L.MANAGED: "true", L.ROLE: "runtime", L.DEV_RUNTIME: "true",
-                        L.DJL_PYTHON_VERSION: djl_python_version, L.INPUTS_DIGEST: digest,
-                        L.LMI_FAMILY: "dev-cpu", f"{L.NS}.runtime.variant": VARIANT,
-                        f"{L.NS}.rootfs.ref": base.ref, f"{L.NS}.djl-python.jar-sha256": jar.sha256}
-        ident = engine.build(client, engine.tar_context(files), ref, labels=image_labels, nocache=rebuild)
+        ident = devcpu.build_runtime_image(
+            client, ref, base.ref, jar, digest, djl_python_version, nocache=rebuild,
+            dockerfile=render_dockerfile(base.ref, djl_python_version),
+            extra_labels={f"{L.NS}.runtime.variant": VARIANT}, what="dev-cpu hf runtime")
     info(f"dev-cpu hf runtime {ref} ({ident[:19]})")
     return devcpu.RuntimeImage(image_id=ident, built=True, **common)
