@@ -14,13 +14,11 @@ import tempfile
 from pathlib import Path
 
 import jinja2
-from filelock import FileLock
 from pydantic import BaseModel
 
 from builder import labels as L
 from builder.console import info, step
 from builder.diagnostics import BuilderError
-from builder.paths import cache_dir as _cache_dir
 from builder.paths import images_dir
 from builder.runtime import engine, maven
 from builder.runtime.rootfs import ensure_rootfs_image
@@ -97,15 +95,12 @@ def ensure_devcpu_runtime(cache_dir: str | os.PathLike | None = None, *, rebuild
     ref = runtime_ref(djl_python_version, digest)
     common = {"ref": ref, "djl_python_version": djl_python_version, "inputs_digest": digest,
               "rootfs_ref": rootfs.ref}
-    lock_dir = _cache_dir(cache_dir) / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_dir / "dev-cpu.lock")):
-        existing = engine.image_id(client, ref)
-        if existing and not rebuild:
-            return RuntimeImage(image_id=existing, built=False, **common)
-        ident = build_runtime_image(client, ref, rootfs.ref, jar, digest, djl_python_version)
-    info(f"dev-cpu runtime {ref} ({ident[:19]})")
-    return RuntimeImage(image_id=ident, built=True, **common)
+    ident, built = engine.ensure_image(
+        client, ref, lock="dev-cpu", cache_dir=cache_dir, rebuild=rebuild,
+        make=lambda: build_runtime_image(client, ref, rootfs.ref, jar, digest, djl_python_version))
+    if built:
+        info(f"dev-cpu runtime {ref} ({ident[:19]})")
+    return RuntimeImage(image_id=ident, built=built, **common)
 
 
 def build_runtime_image(client, ref: str, rootfs_ref: str, jar: maven.MavenJar, digest: str,

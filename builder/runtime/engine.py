@@ -23,6 +23,24 @@ def docker_client():
     return _client(STAGE)
 
 
+def ensure_image(client, ref: str, *, lock: str, cache_dir, rebuild: bool,
+                 make: Callable[[], str]) -> tuple[str, bool]:
+    """(image id, built): the image tagged ``ref`` (tags carry the inputs digest), made by ``make``
+    only when missing or ``rebuild``. A file lock in the cache serialises makers, so a second
+    concurrent caller finds the tag instead of building it again."""
+    from filelock import FileLock
+
+    from builder.paths import cache_dir as _cache_dir
+
+    lock_dir = _cache_dir(cache_dir) / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_dir / f"{lock}.lock")):
+        existing = image_id(client, ref)
+        if existing and not rebuild:
+            return existing, False
+        return make(), True
+
+
 def image_id(client, ref: str) -> str | None:
     """The image id of ref, or None when the engine has no such image."""
     import docker.errors

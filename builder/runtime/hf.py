@@ -28,7 +28,6 @@ import zipfile
 from pathlib import Path
 
 import jinja2
-from filelock import FileLock
 from pydantic import BaseModel
 
 from builder import labels as L
@@ -156,18 +155,14 @@ def ensure_hf_rootfs(client=None, *, cache_dir: str | os.PathLike | None = None,
     client = client or engine.docker_client()
     digest = rootfs_inputs_digest(mirror)
     ref = f"{ROOTFS_REPOSITORY}:{digest[:12]}"
-    lock_dir = _cache_dir(cache_dir) / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_dir / "hf-rootfs.lock")):
-        existing = engine.image_id(client, ref)
-        if existing and not rebuild:
-            return HfRootfs(ref=ref, image_id=existing, inputs_digest=digest, built=False)
-        wheels = download_wheels(cache_dir)
-        image_labels = {L.MANAGED: "true", L.ROLE: "rootfs", L.INPUTS_DIGEST: digest,
-                        f"{L.NS}.rootfs.suite": SUITE, f"{L.NS}.rootfs.packages": ",".join(PACKAGES),
-                        f"{L.NS}.rootfs.wheels": ",".join(WHEELS)}
-        ident = _debootstrap_with_wheels(client, ref, image_labels, _cache_dir(cache_dir), mirror, wheels)
-    return HfRootfs(ref=ref, image_id=ident, inputs_digest=digest, built=True)
+    image_labels = {L.MANAGED: "true", L.ROLE: "rootfs", L.INPUTS_DIGEST: digest,
+                    f"{L.NS}.rootfs.suite": SUITE, f"{L.NS}.rootfs.packages": ",".join(PACKAGES),
+                    f"{L.NS}.rootfs.wheels": ",".join(WHEELS)}
+    ident, built = engine.ensure_image(
+        client, ref, lock="hf-rootfs", cache_dir=cache_dir, rebuild=rebuild,
+        make=lambda: _debootstrap_with_wheels(client, ref, image_labels, _cache_dir(cache_dir), mirror,
+                                              download_wheels(cache_dir)))
+    return HfRootfs(ref=ref, image_id=ident, inputs_digest=digest, built=built)
 
 
 def _debootstrap_with_wheels(client, ref: str, image_labels: dict[str, str], cache: Path, mirror: str,
@@ -221,15 +216,12 @@ def ensure_hf_runtime(cache_dir: str | os.PathLike | None = None, *, rebuild: bo
     digest = runtime_inputs_digest(base.image_id, jar.sha256, djl_python_version)
     ref = runtime_ref(djl_python_version, digest)
     common = {"ref": ref, "djl_python_version": djl_python_version, "inputs_digest": digest, "rootfs_ref": base.ref}
-    lock_dir = _cache_dir(cache_dir) / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_dir / "dev-cpu-hf.lock")):
-        existing = engine.image_id(client, ref)
-        if existing and not (rebuild or rebuild_rootfs):
-            return devcpu.RuntimeImage(image_id=existing, built=False, **common)
-        ident = devcpu.build_runtime_image(
+    ident, built = engine.ensure_image(
+        client, ref, lock="dev-cpu-hf", cache_dir=cache_dir, rebuild=rebuild or rebuild_rootfs,
+        make=lambda: devcpu.build_runtime_image(
             client, ref, base.ref, jar, digest, djl_python_version, nocache=rebuild,
             dockerfile=render_dockerfile(base.ref, djl_python_version),
-            extra_labels={f"{L.NS}.runtime.variant": VARIANT}, what="dev-cpu hf runtime")
-    info(f"dev-cpu hf runtime {ref} ({ident[:19]})")
-    return devcpu.RuntimeImage(image_id=ident, built=True, **common)
+            extra_labels={f"{L.NS}.runtime.variant": VARIANT}, what="dev-cpu hf runtime"))
+    if built:
+        info(f"dev-cpu hf runtime {ref} ({ident[:19]})")
+    return devcpu.RuntimeImage(image_id=ident, built=built, **common)

@@ -21,7 +21,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-from filelock import FileLock
 from pydantic import BaseModel
 
 from builder import labels as L
@@ -76,20 +75,17 @@ def ensure_rootfs_image(client=None, *, cache_dir: str | os.PathLike | None = No
     client = client or engine.docker_client()
     digest = inputs_digest(runtime_base=runtime_base, mirror=mirror)
     ref = rootfs_ref(digest)
-    lock_dir = _cache_dir(cache_dir) / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_dir / "rootfs.lock")):
-        existing = engine.image_id(client, ref)
-        if existing and not rebuild:
-            return RootfsImage(ref=ref, image_id=existing, inputs_digest=digest, built=False)
-        image_labels = {L.MANAGED: "true", L.ROLE: "rootfs", L.INPUTS_DIGEST: digest,
-                        f"{L.NS}.rootfs.suite": SUITE,
-                        f"{L.NS}.rootfs.packages": ",".join(PACKAGES)}
+    image_labels = {L.MANAGED: "true", L.ROLE: "rootfs", L.INPUTS_DIGEST: digest,
+                    f"{L.NS}.rootfs.suite": SUITE,
+                    f"{L.NS}.rootfs.packages": ",".join(PACKAGES)}
+
+    def make() -> str:
         if runtime_base:
-            ident = _build_from_base(client, runtime_base, ref, image_labels)
-        else:
-            ident = _debootstrap_import(client, ref, image_labels, _cache_dir(cache_dir), mirror)
-    return RootfsImage(ref=ref, image_id=ident, inputs_digest=digest, built=True)
+            return _build_from_base(client, runtime_base, ref, image_labels)
+        return _debootstrap_import(client, ref, image_labels, _cache_dir(cache_dir), mirror)
+
+    ident, built = engine.ensure_image(client, ref, lock="rootfs", cache_dir=cache_dir, rebuild=rebuild, make=make)
+    return RootfsImage(ref=ref, image_id=ident, inputs_digest=digest, built=built)
 
 
 def _debootstrap_import(client, ref: str, image_labels: dict[str, str], cache: Path, mirror: str) -> str:
