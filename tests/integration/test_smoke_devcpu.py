@@ -17,26 +17,12 @@ import pytest
 from builder import labels as L
 from builder import ledger
 from builder.smoke import SmokeSettings, smoke_test
-from tests.integration.test_smoke_support import HANDLERS, build_model_image, remove_image, run_containers
+from tests.integration.test_smoke_support import HANDLERS, run_containers
 
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "recipes" / "examples" / "quickstart" / "model.py"
-
-
-@pytest.fixture
-def make_image(docker_client, devcpu_runtime):
-    made: list[str] = []
-
-    def _make(handler: Path, **kw) -> str:
-        tag = build_model_image(docker_client, devcpu_runtime.ref, handler, **kw)
-        made.append(tag)
-        return tag
-
-    yield _make
-    for tag in made:
-        remove_image(docker_client, tag)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@
 - ``devcpu_runtime`` (session): ``builder.runtime.devcpu.RuntimeImage`` of the dev-cpu runtime.
 - ``run_container`` (function): ``run_container(image, env=..., mounts=..., command=...)`` starts a
   host-network container labelled ``dev.lmi-builder.test=<run id>``, removed at teardown.
+- ``make_image`` (function): labelled model images FROM the dev-cpu runtime, removed at teardown.
 - ``free_port()``: a free TCP port on 127.0.0.1 (pass it as ``SERVING_INFERENCE_ADDRESS``).
 """
 
@@ -17,6 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +115,20 @@ def quickstart_handler_path() -> str:
     from builder.paths import REPO_DIR
 
     return os.path.join(REPO_DIR, "recipes", "examples", "quickstart", "model.py")
+
+
+@pytest.fixture
+def make_image(docker_client, devcpu_runtime):
+    """Labelled model images FROM the dev-cpu runtime (a handler + serving.properties), removed after the test."""
+    from tests.integration.test_smoke_support import build_model_image, remove_image
+
+    made: list[str] = []
+
+    def _make(handler: Path, **kw) -> str:
+        tag = build_model_image(docker_client, devcpu_runtime.ref, handler, **kw)
+        made.append(tag)
+        return tag
+
+    yield _make
+    for tag in made:
+        remove_image(docker_client, tag)
