@@ -79,18 +79,24 @@ def tokenizer_json(vocab_: dict[str, int]) -> dict:
     }
 
 
-def write_example_model(dest: str | os.PathLike, *, force: bool = False) -> list[Path]:
-    """Write the tiny model into ``dest``; refuses to overwrite other files unless ``force``."""
+def prepare_dest(dest: str | os.PathLike, names: list[str], *, force: bool) -> Path:
+    """The folder an example model is written to; refuses to overwrite ``names`` there unless ``force``."""
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise BuilderError(f"{dest} exists and is not a folder", stage="example-model")
-    names = ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "model.safetensors"]
     if dest.is_dir() and not force:
         clash = [n for n in names if (dest / n).exists()]
         if clash:
             raise BuilderError(f"{dest} already holds {', '.join(clash)}", stage="example-model",
                                hint="pass --force to overwrite, or choose another folder")
     dest.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
+def write_example_model(dest: str | os.PathLike, *, force: bool = False) -> list[Path]:
+    """Write the tiny model into ``dest``; refuses to overwrite other files unless ``force``."""
+    dest = prepare_dest(dest, ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json",
+                               "model.safetensors"], force=force)
     v = vocab()
     config = {"architectures": ["TinyWordLM"], "model_type": "lmi-builder-tiny-word-lm",
               "vocab_size": len(v), "hidden_size": HIDDEN, "bos_token_id": v["<s>"], "eos_token_id": v["</s>"],

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.diagnostics import BuilderError
-from builder.runtime.example_model import tokenizer_json, vocab, write_safetensors
+from builder.runtime.example_model import prepare_dest, tokenizer_json, vocab, write_safetensors
 
 HIDDEN = 32
 INTERMEDIATE = 64
@@ -69,15 +68,7 @@ def llama_weights(vocab_size: int, seed: int = SEED) -> dict[str, np.ndarray]:
 
 def write_tiny_llama(dest: str | os.PathLike, *, force: bool = False) -> list[Path]:
     """Write the tiny Llama into ``dest``; refuses to overwrite its files unless ``force``."""
-    dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
-        raise BuilderError(f"{dest} exists and is not a folder", stage="example-model")
-    if dest.is_dir() and not force:
-        clash = [n for n in FILES if (dest / n).exists()]
-        if clash:
-            raise BuilderError(f"{dest} already holds {', '.join(clash)}", stage="example-model",
-                               hint="pass --force to overwrite, or choose another folder")
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = prepare_dest(dest, list(FILES), force=force)
     v = vocab()
     config = llama_config(len(v))
     special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
