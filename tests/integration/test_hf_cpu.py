@@ -21,6 +21,7 @@ from builder.cli import main
 from builder.diagnostics import BuilderError
 from builder.paths import REPO_DIR
 from builder.runtime.tiny_llama import write_tiny_llama
+from tests.support.docker_fixtures import image_tags, remove_images_made_since
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
 
@@ -50,15 +51,9 @@ def recipe(tmp_path: Path, docker_client):
     text = (src / "hf-cpu-tiny-llama.yaml").read_text().replace("name: hf-cpu-tiny-llama", f"name: {name}")
     path = work / "hf-cpu-tiny-llama.yaml"
     path.write_text(text)
-    before = {t for i in docker_client.images.list() for t in i.tags}
+    before = image_tags(docker_client)
     yield path
-    for image in docker_client.images.list(filters={"label": f"{L.MANAGED}=true"}):
-        for tag in image.tags:
-            if tag not in before and (tag.startswith(name) or tag.startswith("lmi-build/artifacts:")):
-                try:
-                    docker_client.images.remove(tag)
-                except Exception:  # still used by another of this test's images; removed with it
-                    pass
+    remove_images_made_since(docker_client, before, (name, "lmi-build/artifacts:"))
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -24,6 +24,7 @@ from builder.lmi.resolve import resolve
 from builder.paths import REPO_DIR
 from builder.recipe import load_recipe
 from builder.runtime.example_model import write_example_model
+from tests.support.docker_fixtures import image_tags, remove_images_made_since
 
 pytestmark = pytest.mark.docker
 
@@ -44,15 +45,9 @@ def quickstart(tmp_path: Path, docker_client, devcpu_runtime, monkeypatch):
     recipe.write_text(text)
     monkeypatch.setenv("HF_TOKEN", SECRET)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
-    before = {t for i in docker_client.images.list() for t in i.tags}
+    before = image_tags(docker_client)
     yield recipe, tmp_path / "cache"
-    for image in docker_client.images.list(filters={"label": f"{L.MANAGED}=true"}):
-        for tag in image.tags:
-            if tag not in before and (tag.startswith(name) or tag.startswith("lmi-build/artifacts:")):
-                try:
-                    docker_client.images.remove(tag)
-                except Exception:  # still used by another of this test's images; removed with it
-                    pass
+    remove_images_made_since(docker_client, before, (name, "lmi-build/artifacts:"))
 
 
 def _build(recipe: Path, cache: Path, report: Path, capsys, *extra: str) -> tuple[int, dict, str]:

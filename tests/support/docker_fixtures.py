@@ -132,3 +132,21 @@ def make_image(docker_client, devcpu_runtime):
     yield _make
     for tag in made:
         remove_image(docker_client, tag)
+
+
+def image_tags(client) -> set[str]:
+    """Every tag the engine has now (take it before a test, pass it to ``remove_images_made_since``)."""
+    return {t for i in client.images.list() for t in i.tags}
+
+
+def remove_images_made_since(client, before: set[str], prefixes: tuple[str, ...]) -> None:
+    """Remove our (managed) images tagged since ``before`` with one of ``prefixes``; never anyone else's."""
+    from builder import labels as L
+
+    for image in client.images.list(filters={"label": f"{L.MANAGED}=true"}):
+        for tag in image.tags:
+            if tag not in before and tag.startswith(prefixes):
+                try:
+                    client.images.remove(tag)
+                except Exception:  # still used by another of this test's images; removed with it
+                    pass

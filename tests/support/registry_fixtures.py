@@ -242,11 +242,7 @@ class FaultProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            _close(src, dst)
 
     def _pump_up(self, src: socket.socket, dst: socket.socket) -> None:
         armed: dict | None = None
@@ -274,11 +270,15 @@ class FaultProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            _close(src, dst)
+
+
+def _close(*socks: socket.socket) -> None:
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
 
 
 @pytest.fixture
