@@ -42,13 +42,6 @@ class BuildOptions(BaseModel):
     lmi_check: bool = False
 
 
-def validate_recipe(path: Path, *, with_fit: bool = True, cache_dir: Path | None = None):
-    """Load + rules + compile settings (+ hardware fit when the model is local or cached)."""
-    from builder.validation import validate_path
-
-    return validate_path(path, with_fit=with_fit, cache_dir=cache_dir)
-
-
 def run_build(opts: BuildOptions) -> BuildRecord:
     _check_options(opts)
     record = BuildRecord(recipe_file=str(opts.recipe))
@@ -105,7 +98,9 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
     # ---------------------------------------------------------------- validate
     with record.timed("validate") as st:
         console.step(f"validate {opts.recipe}")
-        loaded, diags = validate_recipe(opts.recipe, cache_dir=opts.cache_dir)
+        from builder.validation import validate_path
+
+        loaded, diags = validate_path(opts.recipe, cache_dir=opts.cache_dir)
         for d in diags:
             if d.severity != "error":  # errors travel in the DiagnosticError; the CLI prints them once
                 console.info(d.format())
@@ -199,14 +194,11 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
     extra_files = _handler_files(recipe, loaded.base_dir)
     image_ref: str
     with record.timed("bake") as st:
-        model_dir = artifacts.dir if artifacts else None
+        # a compiled repository holds what the runtime loads (engines/NEFFs + config + tokenizer): it is
+        # baked in place of the raw weights
+        model_dir = compiled.dir if compiled and compiled.dir else (artifacts.dir if artifacts else None)
         compiled_dir = None
-        if compiled and compiled.dir:
-            # the compiled repository holds what the runtime loads (engines/NEFFs + config + tokenizer)
-            model_dir = compiled.dir
         if opts.assembler == "registry":
-            if not opts.registry:
-                raise BuilderError("--assembler registry needs --registry HOST[:PORT]/REPO", stage="bake")
             from builder.registry import assemble_in_registry
 
             console.step(f"assemble in registry {opts.registry}")
@@ -459,4 +451,4 @@ def image_for_recipe(path: str | os.PathLike) -> str:
     return resolve(loaded.recipe).tag
 
 
-__all__ = ["BuildOptions", "image_for_recipe", "labels", "run_build", "validate_recipe"]
+__all__ = ["BuildOptions", "image_for_recipe", "run_build"]
