@@ -21,12 +21,18 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-export PATH="$HOME/.local/bin:$PATH"
+# nox where every shell finds it: its own venv under /opt, linked into /usr/local/bin (on the
+# login PATH of root and of every user on Debian). Not `pip install --user`: ~/.local/bin is on
+# PATH only from the next login, so `bootstrap.sh && nox ...` in the same shell would not find it.
+NOX_VENV=/opt/lmi-build/nox
 if ! command -v nox >/dev/null 2>&1; then
-  echo "bootstrap: installing nox" >&2
-  # pip where the interpreter allows it (pyenv, venv); Debian's own python3 is externally managed
-  # (PEP 668), so there nox comes from Debian's package.
-  if ! { python3 -m pip install -q --user nox 2>/dev/null || python3 -m pip install -q nox 2>/dev/null; }; then
+  echo "bootstrap: installing nox into $NOX_VENV (linked as /usr/local/bin/nox)" >&2
+  $SUDO rm -rf "$NOX_VENV"
+  if $SUDO python3 -m venv "$NOX_VENV" && $SUDO "$NOX_VENV/bin/python" -m pip install -q --disable-pip-version-check nox; then
+    $SUDO ln -sf "$NOX_VENV/bin/nox" /usr/local/bin/nox
+  else
+    # No PyPI: Debian's own package puts nox in /usr/bin.
+    $SUDO rm -rf "$NOX_VENV"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nox python3-venv >/dev/null
   fi
   command -v nox >/dev/null 2>&1 || { echo "bootstrap: could not install nox" >&2; exit 1; }
