@@ -27,6 +27,7 @@ from builder.console import info, step, warn
 from builder.diagnostics import BuilderError
 from builder.lmi.properties import dumps
 from builder.lmi.resolve import Resolved
+from builder.paths import cache_dir as default_cache_dir
 
 STAGE = "compile"
 KEY_VERSION = "1"  # bump when the way a compile is run changes its output
@@ -70,12 +71,14 @@ def _sigterm_as_interrupt():
 
 
 def compile_artifacts(resolved: Resolved, artifacts: ModelArtifacts, runtime_image: str, *,
-                      executor: Literal["docker", "local"] = "docker", cache_dir: Path,
+                      executor: Literal["docker", "local"] = "docker",
+                      cache_dir: str | os.PathLike | None = None,
                       docker_client=None, preflight: bool = True,
                       accelerators: Literal["auto", "gpu", "neuron", "none"] = "auto",
                       host: HostAccelerators | None = None, local_partition_dir: str | None = None) -> CompileResult:
     """Compile ``artifacts`` for ``resolved``'s target in ``runtime_image`` (the digest the final image uses).
 
+    ``cache_dir``: None is the default cache (``builder.paths.cache_dir``), as for every other stage.
     ``accelerators``: "auto" passes the target's devices (all GPUs, or /dev/neuron*); "none" is for stand-in
     toolchains on hosts without them (tests). ``host``: injected accelerator inventory (tests).
     """
@@ -87,7 +90,7 @@ def compile_artifacts(resolved: Resolved, artifacts: ModelArtifacts, runtime_ima
     aot = release.aot
     tp, pp = resolved.tensor_parallel_degree, _pp(resolved)
     key = compile_cache_key(resolved, artifacts, runtime_image)
-    root = Path(cache_dir) / "compile"
+    root = default_cache_dir(cache_dir) / "compile"
     final = root / key
     overrides = runtime_overrides(resolved)
     (root / ".locks").mkdir(parents=True, exist_ok=True)
