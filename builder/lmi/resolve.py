@@ -170,26 +170,35 @@ def _base_image(recipe: Recipe, release: Release, catalog: Catalog, region: str)
     return f"{catalog.registry_host(account, region)}/{family.repository}:{release.tag}"
 
 
-def env_form(properties: dict[str, str]) -> dict[str, str]:
-    """The configuration guide's translation: engine=X -> SERVING_LOAD_MODELS=test::X=/opt/ml/model,
-    option.<k> -> OPTION_<K>, other <k> -> SERVING_<K> (reference §10.1-10.2).
+def env_name(key: str) -> str:
+    """The environment variable LMI reads a serving.properties key from (reference §10.1-10.2).
 
     §10.2: LMI lower-cases an ``OPTION_`` suffix only when it is all upper case, and renames
     ``entrypoint`` to ``entryPoint``; so a camelCase option other than entryPoint keeps its spelling
-    (``OPTION_someKey``) to survive the round trip.
+    (``OPTION_someKey``) to survive the round trip. '.' and '-' both become '_', so two keys can
+    share one variable (rule ``env-name-collision``).
     """
+    if key.startswith("option."):
+        name = key[len("option."):]
+        if name != "entryPoint" and name != name.lower():
+            return "OPTION_" + name.replace(".", "_").replace("-", "_")
+        return "OPTION_" + name.upper().replace(".", "_").replace("-", "_")
+    return "SERVING_" + key.upper().replace(".", "_").replace("-", "_")
+
+
+def env_form(properties: dict[str, str]) -> dict[str, str]:
+    """The configuration guide's translation: engine=X -> SERVING_LOAD_MODELS=test::X=/opt/ml/model,
+    option.<k> -> OPTION_<K>, other <k> -> SERVING_<K> (reference §10.1-10.2; see ``env_name``)."""
     env: dict[str, str] = {}
     for key, value in properties.items():
         if key == "engine":
             env["SERVING_LOAD_MODELS"] = f"test::{value}={MODEL_DIR}"
-        elif key.startswith("option."):
-            name = key[len("option."):]
-            if name != "entryPoint" and name != name.lower():
-                env["OPTION_" + name.replace(".", "_").replace("-", "_")] = value
-            else:
-                env["OPTION_" + name.upper().replace(".", "_").replace("-", "_")] = value
         else:
-            env["SERVING_" + key.upper().replace(".", "_").replace("-", "_")] = value
+            name = env_name(key)
+            if name in env:  # validation refuses this (env-name-collision); never drop a value quietly
+                raise BuilderError(f"two serving keys map to the environment variable {name}",
+                                   stage="render", hint="rename one of the option keys")
+            env[name] = value
     return env
 
 

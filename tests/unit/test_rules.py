@@ -126,6 +126,15 @@ CASES: list[tuple[str, str, dict, dict]] = [
      opt(max_rolling_batch_size=64, max_num_seqs=64)),
     ("env-secret", "vllm", {"env": {"HF_TOKEN": "hf_x"}}, {"env": {"MY_FLAG": "1"}}),
     ("env-secret", "vllm", {"smoke": {"env": {"HF_TOKEN": "hf_x"}}}, {"smoke": {"env": {"MY_FLAG": "1"}}}),
+    # a secret-named option is refused even when pass_through lists it (it would be baked and labelled)
+    ("option-secret", "vllm", {"serving": {"option": {"hf_token": "hf_x"}, "pass_through": ["hf_token"]}},
+     opt(max_num_batched_tokens=4096)),
+    ("option-secret", "vllm", {"serving": {"option": {"api_key": "k"}, "pass_through": ["api_key"]}},
+     opt(max_rolling_batch_prefill_tokens=1024)),
+    # my.key, my_key and my-key are all OPTION_MY_KEY in LMI's environment form (§10.2)
+    ("env-name-collision", "vllm", {"serving": {"option": {"my.key": "1", "my_key": "2"},
+                                                "pass_through": ["my.key", "my_key"]}},
+     {"serving": {"option": {"my_key": "2"}, "pass_through": ["my_key"]}}),
     ("env-config-key", "vllm", {"env": {"OPTION_DTYPE": "fp16"}}, {"env": {"OMP_NUM_THREADS": "4"}}),
     ("trust-remote-code-explicit", "vllm", {"model": {"trust_remote_code": DEL}},
      {"model": {"trust_remote_code": True}}),
@@ -273,3 +282,21 @@ def test_examples_validate() -> None:
             continue  # its weights are generated on first use (lead's recipe)
         diags = validate(load_recipe(path))
         assert not [d for d in diags if d.severity == "error"], [d.format() for d in diags]
+
+
+@pytest.mark.parametrize(("key", "secret"), [
+    ("hf_token", True), ("token", True), ("api_key", True), ("my-api-key", True), ("db.password", True),
+    ("aws_secret_access_key", True), ("access_token", True), ("credentials", True),
+    ("max_num_batched_tokens", False), ("max_rolling_batch_prefill_tokens", False), ("bos_token", False),
+    ("max_tokens", False), ("tokenizer", False), ("keyring", False), ("secretary_count", False),
+])
+def test_secret_option_names(key: str, secret: bool) -> None:
+    from builder.lmi.rules.options import is_secret_option
+    assert is_secret_option(key) is secret
+
+
+def test_env_form_never_drops_a_colliding_key() -> None:
+    from builder.diagnostics import BuilderError
+    from builder.lmi.resolve import env_form
+    with pytest.raises(BuilderError, match="OPTION_MY_KEY"):
+        env_form({"option.my.key": "1", "option.my-key": "2"})

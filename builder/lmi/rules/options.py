@@ -7,6 +7,7 @@ import difflib
 
 from builder.lmi.keys import OWNED_BY_MODEL, known_keys
 from builder.lmi.properties import KEY_RE
+from builder.lmi.resolve import env_name
 from builder.lmi.rules.base import Ctx, rule
 from builder.secrets import SECRET_NAME_RE as SECRET_RE  # one rule for validate and bake
 
@@ -27,6 +28,30 @@ ENV_SECRET = rule("env-secret", "secrets (tokens, passwords, keys) never go into
 ENV_CONFIG = rule("env-config-key", "OPTION_*/SERVING_*/HF_MODEL_* in env: would be a second source of the "
                   "configuration that serving.properties already holds", "move it under serving: (or model:)",
                   "§10, §18")
+
+OPTION_SECRET = rule("option-secret", "a secret-named option (hf_token, api_key, password, ...) is refused, with "
+                     "or without pass_through: serving.properties is baked into the image and recorded in its "
+                     "labels and resolved.json", "remove it; pass HF_TOKEN in the environment of lmi-build (and "
+                     "the endpoint's environment at deploy time)", "§18, DESIGN")
+ENV_COLLISION = rule("env-name-collision", "two option keys that LMI's environment form reads from one variable "
+                     "(my.key, my_key and my-key are all OPTION_MY_KEY)", "keep one spelling", "§10.2")
+
+# Words that make an option key a secret. 'token' only as the last word and not a tokenizer special
+# token (bos_token, ...): max_num_batched_tokens and friends are ordinary options.
+_SECRET_WORDS = {"password", "passwd", "secret", "credential", "credentials", "apikey"}
+_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("auth", "token"),
+                 ("access", "token"), ("hf", "token"), ("bearer", "token")}
+_SPECIAL_TOKENS = {"bos", "eos", "pad", "unk", "sep", "cls", "mask"}
+
+
+def is_secret_option(key: str) -> bool:
+    words = [w for w in key.lower().replace(".", "_").replace("-", "_").split("_") if w]
+    if not words:
+        return False
+    if _SECRET_WORDS.intersection(words) or any(pair in _SECRET_PAIRS for pair in zip(words, words[1:], strict=False)):
+        return True
+    return words[-1] == "token" and (len(words) == 1 or words[-2] not in _SPECIAL_TOKENS)
+
 
 ALIASES = (("tensor_parallel_degree", "tensor_parallel_size"), ("pipeline_parallel_degree", "pipeline_parallel_size"),
            ("max_rolling_batch_size", "max_num_seqs"))
@@ -71,7 +96,28 @@ def check_aliases(ctx: Ctx) -> None:
                       f"refuses this at start-up; keep only {a}", key=True)
 
 
+def check_option_secrets(ctx: Ctx) -> None:
+    """Runs for every recipe (the release need not be known): a secret must not be baked whatever else is wrong."""
+    seen: dict[str, str] = {}
+    for key in ctx.opts:
+        if is_secret_option(key):
+            ctx.error(ctx.opt_path(key), OPTION_SECRET, f"option '{key}' looks like a secret and serving.option is "
+                      "baked into serving.properties, the image's labels and resolved.json (pass_through does not "
+                      "change that); remove it and pass the value in the environment at run time "
+                      "(HF_TOKEN is read from lmi-build's own environment and never baked)", key=True)
+            continue
+        if not KEY_RE.match(key):
+            continue
+        name = env_name("option." + key)
+        if name in seen:
+            ctx.error(ctx.opt_path(key), ENV_COLLISION, f"option '{key}' and '{seen[name]}' are both read from "
+                      f"{name} in LMI's environment form; LMI would see one value; keep one spelling", key=True)
+        else:
+            seen[name] = key
+
+
 def check_env(ctx: Ctx) -> None:
+    check_option_secrets(ctx)
     # smoke.env is not baked as ENV, but it is recorded in the image's labels (smoke settings and the
     # resolved recipe) and the build record, so a secret there would be published with the image.
     for key in ctx.recipe.smoke.env:
