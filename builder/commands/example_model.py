@@ -17,7 +17,7 @@ LLAMA_DIR = REPO_DIR / "recipes" / "examples" / "hf-cpu-tiny-llama" / "model"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", nargs="?", default=None,
                         help="folder to write (default: recipes/examples/quickstart/model, or with --llama "
-                             "recipes/examples/hf-cpu-tiny-llama/model; the weights are git-ignored)")
+                             "recipes/examples/hf-cpu-tiny-llama/model; the committed examples hold exactly these bytes)")
     parser.add_argument("--llama", action="store_true",
                         help="write a tiny random LlamaForCausalLM (2 layers, hidden 32) that transformers loads, "
                              "for the HF-accelerate handler on CPU (docs/hf-cpu.md)")

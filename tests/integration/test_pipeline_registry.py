@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.registry]
 def gpu_recipe(tmp_path: Path) -> Path:
     """A copy of the local-folder vLLM example (g5, GPU) under a unique name."""
     src = REPO_DIR / "recipes/examples"
-    shutil.copytree(src / "models/tiny-llama", tmp_path / "models/tiny-llama")
+    shutil.copytree(src / "hf-cpu-tiny-llama/model", tmp_path / "hf-cpu-tiny-llama/model")
     name = f"reg-test-{uuid.uuid4().hex[:8]}"
     text = (src / "local-folder-vllm-g5.yaml").read_text().replace("name: tiny-llama-local-vllm-g5", f"name: {name}")
     recipe = tmp_path / "recipe.yaml"
