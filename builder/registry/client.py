@@ -7,20 +7,39 @@ stream a tar straight into a PATCH (no temporary blob on disk) and mount base bl
 Rules followed: manifest reads send all four Accept types, otherwise distribution 2.8 converts to
 schema1 with another digest (§5.5); plain HTTP only for loopback hosts; Basic and Bearer challenges;
 the password never appears in a message, a log line or argv.
+
+Amazon ECR answers some upload calls differently from the spec; each rule below names where other
+clients reported it (docs/registry-assembly.md "Amazon ECR"):
+
+* a PATCH is answered ``201 Created``, not ``202`` (openai/tart#273, jdx/mise#11376,
+  kitops-ml/kitops#821, dotnet/sdk-container-builds#279): both are accepted;
+* a cross-repository mount of a blob no manifest in the source repository references is answered
+  ``202`` with an ordinary upload session (aws/containers-roadmap#2860; the spec says the client then
+  continues the upload in that session: opencontainers/distribution-spec#204): the caller uploads
+  into the returned ``Location``, no second POST;
+* after the first PATCH of a multi-part upload, ECR's ``Range`` stops advancing although every part
+  is stored (aws/containers-roadmap#2831, crashappsec/chalk#682): the offset is tracked by the bytes
+  sent, ``Range`` is checked only while the registry keeps it honestly, and the registry's own check
+  of ``PUT ?digest=`` is the proof;
+* every part but the last must be at least 5 MiB (``LayerPartTooSmallException: All layer parts
+  except the last part should be at least 5MB``, dotnet/sdk-container-builds#424, #279): parts are
+  never smaller, and the last part travels in the final PUT.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from urllib.parse import urljoin
 
 import requests
 from pydantic import BaseModel, SecretStr
 
+from builder import console
 from builder.diagnostics import BuilderError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -31,6 +50,12 @@ MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LI
 TIMEOUT = (5, 300)
 READ_ATTEMPTS = 4
 RETRY_BACKOFF_S = 0.5
+# PATCH: the spec answers 202 Accepted, ECR 201 Created (openai/tart#273, jdx/mise#11376)
+PATCH_OK = (201, 202)
+# ECR: "All layer parts except the last part should be at least 5MB" (dotnet/sdk-container-builds#424;
+# "Minimum layer part size 5 MiB" in the ECR service quotas)
+MIN_PART = 5 << 20
+PART_ENV = "LMI_BUILD_UPLOAD_PART_MIB"
 
 
 class RegistryCredentials(BaseModel):
@@ -48,15 +73,90 @@ def base_url(host: str) -> str:
 
 
 def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    # ECR: Basic realm="https://<acct>.dkr.ecr.<region>.amazonaws.com/",service="ecr.amazonaws.com"
+    # (mayflower/docker-ls#28): a Basic challenge that carries a service, answered with Basic
     scheme, _, rest = header.partition(" ")
     return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+def part_size_from_env(environ: dict[str, str] | None = None) -> int | None:
+    """``LMI_BUILD_UPLOAD_PART_MIB``: upload blobs in PATCH parts of that many MiB (at least 5, ECR's
+    minimum); unset: one streamed PATCH per blob, as ``docker push`` does."""
+    raw = (os.environ if environ is None else environ).get(PART_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        mib = int(raw)
+    except ValueError:
+        mib = 0
+    if mib * (1 << 20) < MIN_PART:
+        raise BuilderError(f"{PART_ENV}={raw!r}: expected a whole number of MiB, at least {MIN_PART >> 20}",
+                           hint="ECR refuses parts under 5 MiB (all but the last); unset it for one "
+                                "streamed PATCH per blob")
+    return mib << 20
+
+
+_RANGE = re.compile(r"(\d+)-(\d+)")
+
+
+def range_end(header: str | None) -> int | None:
+    """Last byte offset in an upload ``Range`` answer (``0-1023``, also ``bytes=0-1023``), else None."""
+    m = _RANGE.search(header or "")
+    return int(m.group(2)) if m else None
+
+
+class RangeWatch:
+    """Checks an upload session's ``Range`` answers against the bytes sent, while they are honest.
+
+    A registry that keeps ``Range`` honestly reports ``0-<sent-1>`` after every PATCH; one that
+    reports fewer bytes then has lost some, which is an error here and not at the final PUT. ECR's
+    ``Range`` advances after the first PATCH and then stays at that value (aws/containers-roadmap#2831,
+    whose reporter verified every part was stored): a ``Range`` stuck at its previous value makes the
+    session untrusted, the offset is from then on what was sent, and the registry's check of
+    ``PUT ?digest=`` decides (it hashes what it stored)."""
+
+    def __init__(self) -> None:
+        self.trusted = True
+        self.previous: int | None = None
+
+    def check(self, header: str | None, sent: int) -> bool:
+        """After a PATCH; ``sent``: bytes sent in this session so far. True when the session just
+        became untrusted. Raises ValueError (with the reason) when the answer cannot be right."""
+        end = range_end(header)
+        if sent == 0:
+            return False  # "0-0" is what an empty session reports: nothing to compare
+        if end is None:
+            was, self.trusted = self.trusted, False  # no Range at all: nothing to verify against
+            return was
+        if end > sent - 1:
+            raise ValueError(f"the registry reports {end + 1} bytes stored, but {sent} were sent")
+        if not self.trusted:
+            return False
+        if end == sent - 1:
+            self.previous = end
+            return False
+        if self.previous is not None and end == self.previous:
+            self.trusted = False  # stuck (ECR): not evidence of lost bytes
+            return True
+        raise ValueError(f"the registry holds {end + 1} of the {sent} bytes sent")
+
+
+def iter_parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Re-cut a byte stream into parts of exactly ``size`` bytes, the last one shorter (maybe empty)."""
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    yield bytes(buf)
 
 
 class RegistryClient:
     """One registry host. ``stage`` names the pipeline stage in error messages."""
 
     def __init__(self, host: str, credentials: object | None = None, *, stage: str = "assemble",
-                 session: requests.Session | None = None):
+                 session: requests.Session | None = None, part_size: int | None = None):
         self.host = host
         self.credentials = credentials
         self.stage = stage
@@ -64,6 +164,11 @@ class RegistryClient:
         self.url = base_url(host)
         self._auth: dict[str, str] = {}  # scope (or "basic") -> Authorization header value
         self._scope = "basic"
+        # None: one streamed PATCH per blob (docker push does the same; ECR accepts it)
+        self.part_size = part_size if part_size is not None else part_size_from_env()
+        if self.part_size is not None and self.part_size < MIN_PART:
+            raise BuilderError(f"upload part size {self.part_size} B is under ECR's minimum of 5 MiB",
+                               stage=stage)
 
     # --- transport ---------------------------------------------------------------------------
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
@@ -225,19 +330,32 @@ class RegistryClient:
         return digest
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> str | None:
-        """Cross-repo mount. None when mounted (201); else the upload location the registry opened."""
+        """Cross-repo mount. None when mounted (201); else the upload location the registry opened.
+
+        ECR mounts only blobs a manifest in ``from_repo`` references; otherwise it answers 202 and an
+        ordinary upload session (aws/containers-roadmap#2860). The caller uploads into that session:
+        a second POST would open another one and leave this one dangling."""
         resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": from_repo})
         if resp.status_code == 201:
             return None
         if resp.status_code == 202:
-            return urljoin(self.url + "/", resp.headers["Location"])
+            return self._location(resp, f"mount {digest[:19]} into {repo}")
         raise self._fail(resp, f"mount {digest[:19]} from {from_repo} into {repo}")
 
     def start_upload(self, repo: str) -> str:
         resp = self.request("POST", f"/v2/{repo}/blobs/uploads/")
         if resp.status_code != 202:
             raise self._fail(resp, f"start upload to {repo}")
-        return urljoin(self.url + "/", resp.headers["Location"])
+        return self._location(resp, f"start upload to {repo}")
+
+    def _location(self, resp: requests.Response, what: str, current: str | None = None) -> str:
+        where = resp.headers.get("Location")
+        if not where:
+            if current is not None:
+                return current  # no new location: the session stays where it was
+            raise BuilderError(f"registry {self.host}: {what} answered {resp.status_code} without a Location",
+                               stage=self.stage)
+        return urljoin(self.url + "/", where)
 
     def upload_bytes(self, repo: str, digest: str, data: bytes) -> None:
         """Monolithic upload (POST, then PUT with the body)."""
@@ -245,18 +363,68 @@ class RegistryClient:
         self.finish_upload(location, digest, data)
 
     def upload_stream(self, location: str, chunks: Iterable[bytes]) -> str:
-        """Streamed upload: PATCH with a chunked body; returns the next location."""
-        resp = self.request("PATCH", location, data=chunks,
+        """Streamed upload: one PATCH with a chunked body; returns the next location."""
+        sent = [0]
+
+        def counted() -> Iterator[bytes]:
+            for chunk in chunks:
+                sent[0] += len(chunk)
+                yield chunk
+
+        resp = self.request("PATCH", location, data=counted(),
                             headers={"Content-Type": "application/octet-stream"}, retry_auth=False)
-        if resp.status_code != 202:
+        if resp.status_code not in PATCH_OK:
             raise self._fail(resp, "PATCH upload")
-        return urljoin(self.url + "/", resp.headers["Location"])
+        self._check_range(RangeWatch(), resp, sent[0])
+        return self._location(resp, "PATCH upload", location)
+
+    def upload_parts(self, location: str, chunks: Iterable[bytes], part_size: int) -> tuple[str, bytes]:
+        """Multi-part upload: every full part of ``part_size`` bytes in its own PATCH (with
+        ``Content-Range``); returns (location, last part), the last part for the final PUT's body,
+        so no PATCH is ever under ``part_size`` (ECR's 5 MiB minimum applies to all but the last)."""
+        watch = RangeWatch()
+        offset = 0
+        pending: bytes | None = None
+        for part in iter_parts(chunks, part_size):
+            if pending is not None:
+                # the part before the last: a full one; the offset is what was sent (ECR: #2831)
+                end = offset + len(pending) - 1
+                resp = self.request("PATCH", location, data=pending, retry_auth=False,
+                                    headers={"Content-Type": "application/octet-stream",
+                                             "Content-Range": f"{offset}-{end}",
+                                             "Content-Length": str(len(pending))})
+                if resp.status_code not in PATCH_OK:
+                    raise self._fail(resp, f"PATCH upload part at {offset}")
+                offset = end + 1
+                self._check_range(watch, resp, offset)
+                location = self._location(resp, "PATCH upload", location)
+            pending = part
+        return location, pending or b""
+
+    def _check_range(self, watch: RangeWatch, resp: requests.Response, sent: int) -> None:
+        try:
+            stale = watch.check(resp.headers.get("Range"), sent)
+        except ValueError as exc:
+            raise BuilderError(f"registry {self.host}: upload session out of step after PATCH: {exc}",
+                               stage=self.stage,
+                               hint="the registry lost part of the upload; re-running uploads this blob again") from None
+        if stale:
+            console.info(f"    registry {self.host}: upload Range stopped advancing (as ECR's does); "
+                         "counting the bytes sent, the digest check of the final PUT decides")
 
     def finish_upload(self, location: str, digest: str, data: bytes = b"") -> None:
+        """PUT ?digest= (with the last part, if any): the registry hashes what it stored and refuses a
+        mismatch, which is the proof that every part arrived whatever ``Range`` said."""
         resp = self.request("PUT", location, params={"digest": digest}, data=data,
                             headers={"Content-Type": "application/octet-stream"})
         if resp.status_code != 201:
-            raise self._fail(resp, f"PUT blob {digest[:19]}")
+            err = self._fail(resp, f"PUT blob {digest[:19]}")
+            if "DIGEST_INVALID" in str(err) or "BLOB_UPLOAD_INVALID" in str(err):
+                err.hint = "the registry did not store the bytes sent; re-running uploads this blob again"
+            raise err
+        answered = resp.headers.get("Docker-Content-Digest")
+        if answered and answered != digest:
+            raise BuilderError(f"registry {self.host} stored blob {answered}, expected {digest}", stage=self.stage)
 
     def cancel_upload(self, location: str) -> None:
         try:

@@ -60,14 +60,19 @@ def _counting(chunks: Iterable[bytes], sink: list[int]) -> Iterator[bytes]:
 
 def stream_upload(target: RegistryClient, repo: str, chunks: Iterable[bytes],
                   digest: Callable[[], str], location: str | None = None) -> int:
-    """POST (or reuse ``location``) + PATCH streamed body + PUT ?digest=; returns bytes sent.
+    """POST (or reuse ``location``, e.g. the session a refused mount opened) + PATCH + PUT ?digest=;
+    returns bytes sent. One streamed PATCH, or parts of ``target.part_size`` with the last in the PUT.
 
     ``digest`` is asked after the stream ended (our layers learn theirs while streaming)."""
     location = location or target.start_upload(repo)
     sent = [0]
     try:
-        location = target.upload_stream(location, _counting(chunks, sent))
-        target.finish_upload(location, digest())
+        if target.part_size:
+            location, last = target.upload_parts(location, _counting(chunks, sent), target.part_size)
+            target.finish_upload(location, digest(), last)
+        else:
+            location = target.upload_stream(location, _counting(chunks, sent))
+            target.finish_upload(location, digest())
     except BaseException:
         target.cancel_upload(location)
         raise
@@ -87,7 +92,12 @@ def ensure_base_blob(target: RegistryClient, repo: str, source: RegistryClient, 
             console.info(f"  {name} {digest[7:19]}: mounted from {source_repo} (0 B moved, {human(size)})")
             return Outcome(mounted=True)
     start = time.monotonic()
-    resp = source.get_blob(source_repo, digest, stream=True)
+    try:
+        resp = source.get_blob(source_repo, digest, stream=True)
+    except BaseException:
+        if location is not None:
+            target.cancel_upload(location)  # the session a refused mount opened
+        raise
     try:
         ticker = Ticker(name, size)
         moved = [0]
