@@ -18,7 +18,7 @@ N = 1000
 
 def make_corpus(dest: Path, n: int = N) -> list[Path]:
     src = ROOT / "recipes" / "examples"
-    shutil.copytree(src / "models", dest / "models")
+    shutil.copytree(src / "hf-cpu-tiny-llama", dest / "hf-cpu-tiny-llama")  # the local-folder examples use it
     examples = [p for p in sorted(src.glob("*.yaml")) if p.name != "quickstart.yaml"]
     out = []
     for i in range(n):

@@ -144,6 +144,7 @@ CASES: list[tuple[str, str, dict, dict]] = [
      {"model": {"id": DEL, "trust_remote_code": DEL, "revision": DEL, "s3": "s3://bucket/prefix/"}}),
     ("model-path", "cpu", {"model": {"path": "nope"}}, {"model": {"path": "m"}}),
     ("model-path", "cpu", {"model": {"path": "model.py"}}, {}),
+    ("model-weights", "cpu", {"model": {"path": "noweights"}}, {"model": {"path": "m"}}),
     ("entry-point-file", "cpu", {"model": {"entry_point": "nope.py"}}, {"model": {"entry_point": "model.py"}}),
     ("entry-point-file", "cpu", {"model": {"entry_point": "requirements.txt"}}, {}),
     ("model-files", "cpu", {"model": {"files": ["nope.txt"]}}, {"model": {"files": ["requirements.txt", "m"]}}),
@@ -174,6 +175,9 @@ def workdir(tmp_path: Path) -> Path:
     d = tmp_path / "recipes"
     (d / "m").mkdir(parents=True)
     (d / "m" / "config.json").write_text("{}")
+    (d / "m" / "model.safetensors").write_bytes(b"\x08" + b"\0" * 7 + b"{}      ")  # empty but well-formed
+    (d / "noweights").mkdir()
+    (d / "noweights" / "config.json").write_text("{}")
     (d / "model.py").write_text("def handle(inputs):\n    return None\n")
     (d / "nohandle.py").write_text("def predict(inputs):\n    return None\n")
     (d / "broken.py").write_text("import os\n\ndef handle(inputs):\n    return (\n")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from builder.diagnostics import Diagnostic, Location, relpath
 from builder.lmi.rules.base import Ctx, rule
+from builder.lmi.rules.weights import check_weights
 
 TRUST = rule("trust-remote-code-explicit", "a Hub model states model.trust_remote_code (true runs the model's own "
              "Python code)", "write trust_remote_code: false (or true if the model needs its custom code)",
@@ -102,6 +103,8 @@ def check_paths(ctx: Ctx) -> int | None:
     m = ctx.recipe.model
     base = ctx.loaded.base_dir
     size: int | None = None
+    folder: Path | None = None
+    handler: Path | None = None
     if m.path is not None:
         root = git_root(base) or base
         folder = resolve_local(ctx, ("model", "path"), m.path, root, MODEL_PATH, "dir")
@@ -114,6 +117,9 @@ def check_paths(ctx: Ctx) -> int | None:
                 ctx.error(("model", "entry_point"), ENTRY_FILE, f"'{m.entry_point}' must be a Python file (.py)")
             else:
                 _check_handler(ctx, f)
+                handler = f
+    if folder is not None:
+        check_weights(ctx, folder, handler)
     for i, name in enumerate(m.files):
         resolve_local(ctx, ("model", "files", i), name, base, FILES, "any")
     if m.requirements is not None:
