@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -230,3 +231,76 @@ def fit_diagnostics(report: FitReport, loaded: LoadedRecipe) -> list[Diagnostic]
                              f"{math.ceil(report.kv_heads / tp) * tp / report.kv_heads:.1f}x its sharded size",
                              "warning"))
     return out
+
+
+# --------------------------------------------------------------------- what is known without a shape
+class FileInfo(BaseModel):
+    name: str  # relative to the model folder, POSIX separators
+    bytes: int
+
+
+class WeightsSummary(BaseModel):
+    files: int  # *.safetensors files whose header was read
+    tensors: int
+    parameters: int
+    bytes: int
+    dtype: str | None  # the dtype holding the most bytes, as safetensors names it (F32, BF16, ...)
+    dtypes: dict[str, int]  # dtype -> bytes
+    unreadable: list[str]  # "name: why" for safetensors files whose header could not be read
+
+
+class ModelSummary(BaseModel):
+    model_type: str | None
+    architectures: list[str]
+    files: list[FileInfo]
+    total_bytes: int
+    weights: WeightsSummary
+
+
+def model_summary(model_dir: Path) -> ModelSummary:
+    """Files, bytes and safetensors dtypes of any model folder: what ``inspect`` can say about a model
+    that a custom handler loads its own way (no transformer shape, so no fit estimate)."""
+    root = Path(model_dir)
+    files: list[FileInfo] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            p = Path(dirpath) / name
+            try:
+                files.append(FileInfo(name=p.relative_to(root).as_posix(), bytes=p.stat().st_size))
+            except OSError:
+                continue  # a broken symlink: nothing to size
+    tensors = params = nbytes = n_files = 0
+    by_dtype: dict[str, int] = {}
+    unreadable: list[str] = []
+    for f in files:
+        if not f.name.endswith(".safetensors"):
+            continue
+        try:
+            infos = read_header(root / f.name)
+        except (HeaderError, OSError, KeyError, TypeError, ValueError) as exc:
+            unreadable.append(f"{f.name}: {exc}")
+            continue
+        n_files += 1
+        for t in infos:
+            tensors += 1
+            params += t.numel
+            nbytes += t.nbytes
+            by_dtype[t.dtype] = by_dtype.get(t.dtype, 0) + t.nbytes
+    config: dict = {}
+    try:
+        loaded = json.loads((root / "config.json").read_text())
+        config = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        pass
+    archs = config.get("architectures")
+    model_type = config.get("model_type")
+    return ModelSummary(
+        model_type=model_type if isinstance(model_type, str) else None,
+        architectures=[str(a) for a in archs] if isinstance(archs, list) else [],
+        files=files, total_bytes=sum(f.bytes for f in files),
+        weights=WeightsSummary(files=n_files, tensors=tensors, parameters=params, bytes=nbytes,
+                               dtype=max(by_dtype, key=lambda k: by_dtype[k]) if by_dtype else None,
+                               dtypes=dict(sorted(by_dtype.items())), unreadable=unreadable))
