@@ -50,6 +50,7 @@ class LocalRegistry:
     port: int
     username: str | None = None
     password: str | None = None
+    exe: str = REGISTRY_EXE  # another implementation with the same config format (distribution v3)
     proc: subprocess.Popen | None = None
     _log: object | None = field(default=None, repr=False)
 
@@ -87,7 +88,7 @@ class LocalRegistry:
         if not cfg.exists():
             self.write_config()
         self._log = open(self.log_path, "ab")  # closed in stop()
-        self.proc = subprocess.Popen([REGISTRY_EXE, "serve", str(cfg)], stdout=self._log,
+        self.proc = subprocess.Popen([self.exe, "serve", str(cfg)], stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         end = time.monotonic() + deadline_s
         while True:
@@ -177,6 +178,73 @@ def restartable_registry(tmp_path) -> Iterator[LocalRegistry]:
     if reason:
         pytest.skip(reason)
     reg = _make_registry(tmp_path / "reg")
+    yield reg
+    reg.stop()
+
+
+# --- an ECR-like front, and a second registry implementation ------------------------------------
+
+
+@pytest.fixture
+def ecr_front(local_registry) -> Iterator[Callable[..., object]]:
+    """Factory ``ecr_front(registry=None, **kw) -> EcrFront`` (tests/equipment/ecr_front.py) in front
+    of ``registry`` (default: the session's plain ``local_registry``); closed in teardown."""
+    from tests.equipment.ecr_front import EcrFront
+
+    made: list[EcrFront] = []
+
+    def make(registry: LocalRegistry | None = None, **kw) -> EcrFront:
+        reg = registry or local_registry
+        front = EcrFront(reg.port, reg.root / "data", **kw)
+        made.append(front)
+        return front
+
+    yield make
+    for front in made:
+        front.close()
+
+
+DISTRIBUTION_V3 = "github.com/distribution/distribution/v3/cmd/registry@v3.0.0"
+BIN_CACHE = Path.home() / ".cache" / "lmi-build-tests" / "bin"
+
+
+def _go() -> str | None:
+    return shutil.which("go") or next((p for p in ("/usr/local/go/bin/go",) if os.path.exists(p)), None)
+
+
+def distribution_v3_exe() -> str:
+    """Build distribution v3's registry once with ``go install`` (cached under
+    ``~/.cache/lmi-build-tests/bin/registry-v3.0.0``); skip with the reason when it cannot be."""
+    exe = BIN_CACHE / "registry-v3.0.0"
+    if exe.exists():
+        return str(exe)
+    go = _go()
+    if go is None:
+        pytest.skip("go is not installed: cannot build distribution v3 (apt-get install golang, or /usr/local/go)")
+    from filelock import FileLock
+
+    BIN_CACHE.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(BIN_CACHE / ".registry-v3.lock")):
+        if exe.exists():
+            return str(exe)
+        with tempfile.TemporaryDirectory(prefix="gobin-", dir=BIN_CACHE) as gobin:
+            env = {**os.environ, "GOBIN": gobin, "GOFLAGS": "-buildvcs=false"}
+            try:
+                proc = subprocess.run([go, "install", DISTRIBUTION_V3], env=env, capture_output=True,
+                                      text=True, timeout=900)
+            except subprocess.TimeoutExpired:
+                pytest.skip(f"go install {DISTRIBUTION_V3} took more than 15 min")
+            if proc.returncode != 0:
+                pytest.skip(f"go install {DISTRIBUTION_V3} failed: {proc.stderr.strip()[-300:]}")
+            os.replace(Path(gobin) / "registry", exe)  # atomic: never a half-written binary
+    return str(exe)
+
+
+@pytest.fixture(scope="session")
+def v3_registry(tmp_path_factory) -> Iterator[LocalRegistry]:
+    """distribution v3.0.0 (built from the Go module proxy) on 127.0.0.1, plain, for the whole run."""
+    exe = distribution_v3_exe()
+    reg = _make_registry(tmp_path_factory.mktemp("registry-v3"), exe=exe)
     yield reg
     reg.stop()
 
