@@ -17,6 +17,7 @@ from typing import Any
 
 from builder import __version__
 from builder import labels as L
+from builder.image.identity import ImageIdentity
 
 OCI = "org.opencontainers.image"
 EPOCH = "1970-01-01T00:00:00Z"
@@ -69,7 +70,7 @@ def _json(data: Any) -> str:
 
 def model_labels(resolved, *, base_ref: str, base_digest: str, model_digest: str | None,
                  compile_labels: dict[str, Any] | None, compiled: bool, recipe_file: Path | None,
-                 created: str | None) -> dict[str, str]:
+                 created: str | None, identity: ImageIdentity | None = None) -> dict[str, str]:
     recipe = resolved.recipe
     props = resolved.properties
     smoke = recipe.smoke.model_dump(mode="json")
@@ -77,7 +78,8 @@ def model_labels(resolved, *, base_ref: str, base_digest: str, model_digest: str
     smoke["predict_timeout"] = int(props.get("option.predict_timeout", 0) or 0)
     out = {
         **provenance(recipe_file, created, resolved.recipe_hash),
-        f"{OCI}.version": resolved.recipe_hash[:12],
+        # the tag's 12 hex: the image inputs digest, or the recipe hash when none was computed
+        f"{OCI}.version": identity.hex12 if identity else resolved.recipe_hash[:12],
         f"{OCI}.title": recipe.name,
         f"{OCI}.base.name": base_ref,
         f"{OCI}.base.digest": base_digest,
@@ -96,6 +98,9 @@ def model_labels(resolved, *, base_ref: str, base_digest: str, model_digest: str
         L.SMOKE: _json(smoke),
         L.ROLE: "model",
     }
+    if identity is not None:
+        out[L.INPUTS_DIGEST] = identity.digest
+        out[L.INPUTS_JSON] = identity.label_json()
     if compiled or compile_labels:
         out[L.COMPILE] = _json({"arch": resolved.instance.arch, **(compile_labels or {})})
     if resolved.release.family == "dev-cpu":
@@ -107,7 +112,7 @@ def model_labels(resolved, *, base_ref: str, base_digest: str, model_digest: str
 # engine-cached build before the config layer: the legacy builder turns each ``labels=`` entry into
 # its own LABEL step (one container + commit, ~0.27 s each here), so a config-only rebuild re-runs
 # only these few (docs/image.md, "Config-only rebuilds").
-CONFIG_DEPENDENT = (L.RECIPE_HASH, L.RECIPE_JSON, f"{OCI}.version")
+CONFIG_DEPENDENT = (L.RECIPE_HASH, L.RECIPE_JSON, f"{OCI}.version", L.INPUTS_DIGEST, L.INPUTS_JSON)
 
 
 def split_labels(labels: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:

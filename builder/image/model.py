@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from builder.image.identity import ImageIdentity
+
 
 class BakeOptions(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -15,10 +17,11 @@ class BakeOptions(BaseModel):
     allow_unpinned_base: bool = False  # --allow-unpinned-base: build FROM the local image id of a tag
     no_cache: bool = False  # rebuild every step, the artifacts image included
     pull: bool = False  # refresh a tagged base from its registry before pinning it
-    tags: list[str] = Field(default_factory=list)  # extra tags besides <name>:<recipe-hash-12>
+    tags: list[str] = Field(default_factory=list)  # extra tags besides <name>:<image-digest-12> (identity.py)
     cache_dir: Path | None = None
     docker: Any = None  # a docker.DockerClient; default docker.from_env()
     compile_labels: dict[str, Any] | None = None  # toolchain versions etc. for the compile label
+    compile_key: str | None = None  # the compiled artifacts' cache key: part of the image identity
     recipe_file: Path | None = None  # for org.opencontainers.image.{created,revision,source} from git
     created: str | None = None  # RFC 3339; overrides the derived value (see docs/image.md)
     progress: bool = True  # rich progress bar for the context upload
@@ -43,6 +46,7 @@ class BakeResult(BaseModel):
     layers: list[LayerInfo]
     bytes_sent: int
     artifacts_image_reused: bool
-    reused: bool = False  # the final image id is the one the tag already had (nothing changed)
+    reused: bool = False  # the tag already named an image of these inputs: that image, nothing built
+    identity: ImageIdentity | None = None  # the tag digest and its component digests
     cache_hits: list[str] = Field(default_factory=list)
     seconds: float

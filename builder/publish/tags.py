@@ -1,8 +1,10 @@
 """Tag templates and validation.
 
-Default tag: ``<recipe-name>-<recipe-hash12>``, unique per resolved recipe, so it is safe to push to an
-IMMUTABLE ECR repository (containers-and-registries.md §7). User templates may use ``{name}``,
-``{recipe_hash}``, ``{recipe_hash12}``, ``{git_sha}`` (7 characters), ``{lmi_version}``.
+Default tag: ``<recipe-name>-<image-digest12>``, the image inputs digest (``builder.image.identity``:
+resolved recipe, model files, handler files, compile key, base), so one tag names one image and it is
+safe to push to an IMMUTABLE ECR repository (containers-and-registries.md §7). User templates may use
+``{name}``, ``{image_digest}``, ``{image_digest12}``, ``{recipe_hash}``, ``{recipe_hash12}``, ``{git_sha}``
+(7 characters), ``{lmi_version}``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from builder.diagnostics import UsageError
 
 # The OCI distribution spec's tag grammar.
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-VARIABLES = ("name", "recipe_hash", "recipe_hash12", "git_sha", "lmi_version")
+VARIABLES = ("name", "image_digest", "image_digest12", "recipe_hash", "recipe_hash12", "git_sha", "lmi_version")
 
 
 def sanitize(text: str) -> str:
@@ -23,11 +25,14 @@ def sanitize(text: str) -> str:
     return out or "image"
 
 
-def default_tag(name: str, recipe_hash: str) -> str:
-    if not recipe_hash:
-        raise UsageError("the image has no recipe hash label; cannot form the default tag",
-                         hint="pass --tag, or publish an image built by lmi-build")
-    suffix = "-" + recipe_hash[:12]
+def default_tag(name: str, image_digest: str) -> str:
+    """``<name>-<12 hex of the image inputs digest>`` (``sha256:`` prefix or bare hex)."""
+    hex_ = image_digest.removeprefix("sha256:")
+    if not hex_:
+        raise UsageError("the image has no inputs digest label (dev.lmi-builder.inputs.digest); cannot form "
+                         "the default tag",
+                         hint="pass --tag TEMPLATE, or rebuild the image with this lmi-build")
+    suffix = "-" + hex_[:12]
     return sanitize(name)[: 128 - len(suffix)] + suffix
 
 
@@ -41,7 +46,8 @@ def render(template: str, variables: dict[str, str | None]) -> str:
         if not variables.get(f):
             raise UsageError(f"tag template {template!r}: {{{f}}} is not known for this image",
                              hint="git_sha comes from --git-sha, the image's "
-                                  "org.opencontainers.image.revision label, or `git rev-parse`")
+                                  "org.opencontainers.image.revision label, or `git rev-parse`; image_digest "
+                                  "from the dev.lmi-builder.inputs.digest label")
     try:
         tag = template.format(**{k: v or "" for k, v in variables.items()})
     except (ValueError, IndexError, KeyError) as exc:
@@ -58,10 +64,10 @@ def validate(tag: str, origin: str = "tag") -> str:
     return tag
 
 
-def tags_for(name: str, recipe_hash: str, templates: list[str], variables: dict[str, str | None],
+def tags_for(name: str, image_digest: str, templates: list[str], variables: dict[str, str | None],
              include_default: bool = True) -> list[str]:
     """The default tag (first) followed by the rendered templates, duplicates removed, order kept."""
-    tags: list[str] = [default_tag(name, recipe_hash)] if include_default else []
+    tags: list[str] = [default_tag(name, image_digest)] if include_default else []
     for t in templates:
         tags.append(render(t, variables))
     seen: set[str] = set()
