@@ -120,7 +120,8 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
         record.inputs.update({"recipe_file": str(opts.recipe), "recipe_hash": resolved.recipe_hash,
                               "lmi": f"{resolved.release.family} {resolved.release.version}",
                               "instance_type": resolved.instance.name})
-        st.details["tag"] = resolved.tag
+        # the image tag is the digest of every input (builder/image/identity.py): known at bake
+        st.details["recipe_hash12"] = resolved.recipe_hash[:12]
         if opts.lmi_check:
             _lmi_check(resolved, st)
 
@@ -209,6 +210,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                                           cache_dir=opts.cache_dir,
                                           model_digest=artifacts.digest if artifacts else None,
                                           compile_labels=compiled.toolchain if compiled else None,
+                                          compile_key=compiled.cache_key if compiled else None,
                                           recipe_file=opts.recipe)
             image_ref = result.reference
             record.image = result.model_dump(mode="json")
@@ -227,7 +229,8 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                                                     or resolved.release.family == "dev-cpu" and not opts.base_image,
                                                     no_cache=opts.no_cache, pull=opts.pull, tags=opts.tags,
                                                     cache_dir=opts.cache_dir, recipe_file=opts.recipe,
-                                                    compile_labels=compiled.toolchain if compiled else None))
+                                                    compile_labels=compiled.toolchain if compiled else None,
+                                                    compile_key=compiled.cache_key if compiled else None))
             image_ref = result.image_id
             record.image = result.model_dump(mode="json")
             st.details.update({"image_id": result.image_id, "bytes_sent": result.bytes_sent,
@@ -235,6 +238,10 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             if getattr(result, "reused", False):
                 st.status = "cached"
             record.inputs["base_digest"] = result.base_digest
+        if result.identity is not None:  # the tag digest and what it is made of (both assemblers)
+            record.inputs["image_digest"] = result.identity.digest
+            record.inputs["image_inputs"] = result.identity.inputs.model_dump(mode="json")
+            st.details["image_digest"] = result.identity.digest
 
     # ------------------------------------------------------------------- smoke
     smoke_status = "skipped"
@@ -382,12 +389,14 @@ def _publish_in_place(pinned: str, record: BuildRecord, resolved: Any, opts: Bui
     smoke, _ = gate.check(record.image.get("image_id") or pinned, image_labels, skip_smoke=opts.skip_smoke,
                           allow_dev_runtime=opts.allow_dev_runtime,
                           cache_dir=str(opts.cache_dir) if opts.cache_dir else None)
-    variables = {"name": recipe.name, "recipe_hash": resolved.recipe_hash,
+    digest = record.inputs.get("image_digest") or ""  # the assembled image's identity: the default tag
+    variables = {"name": recipe.name, "image_digest": digest.removeprefix("sha256:") or None,
+                 "image_digest12": digest.removeprefix("sha256:")[:12] or None, "recipe_hash": resolved.recipe_hash,
                  "recipe_hash12": resolved.recipe_hash[:12], "lmi_version": resolved.release.version,
                  "git_sha": None}
     moved = []
     creds = _registry_credentials(pinned)
-    for tag in tags_for(recipe.name, resolved.recipe_hash, recipe.publish.tags, variables):
+    for tag in tags_for(recipe.name, digest, recipe.publish.tags, variables):
         move = move_tag(pinned, tag, credentials=creds)
         moved.append({"tag": tag, "moved": move.moved, "previous": move.previous})
     return [{"registry": opts.registry, "pinned": pinned, "tags": moved, "smoke": smoke, "verified": True}]
@@ -442,13 +451,44 @@ def _summary(record: BuildRecord, resolved: Any, image_ref: str) -> None:
             console.info(f"published: {ref}")
 
 
-def image_for_recipe(path: str | os.PathLike) -> str:
-    """The local image tag a recipe builds to (``<name>:<recipe-hash-12>``), for smoke/serve/publish."""
+def image_for_recipe(path: str | os.PathLike, client: Any = None) -> str:
+    """The local image a recipe was last built to, for smoke/serve/predict given a recipe file.
+
+    The tag (``<name>:<image-digest-12>``) depends on the model and handler files and the base, not the
+    recipe alone, so it is looked up: the engine's model images labelled with this recipe's name and
+    hash, the most recently tagged first (a build that reuses an image tags it again)."""
+    from builder.diagnostics import UsageError
     from builder.lmi.resolve import resolve
     from builder.recipe import load_or_raise
 
     loaded = load_or_raise(Path(path))
-    return resolve(loaded.recipe).tag
+    resolved = resolve(loaded.recipe)
+    if client is None:
+        from builder.engine import docker_client
+
+        client = docker_client("smoke")
+    name = resolved.recipe.name
+    found = client.api.images(filters={"label": [f"{labels.RECIPE_HASH}={resolved.recipe_hash}",
+                                                 f"{labels.RECIPE_NAME}={name}", f"{labels.ROLE}=model"]})
+    candidates = []
+    for image in found:
+        ours = sorted(t for t in image.get("RepoTags") or [] if t.startswith(f"{name}:"))
+        if ours:
+            attrs = client.api.inspect_image(image["Id"])
+            when = (attrs.get("Metadata") or {}).get("LastTagTime") or attrs.get("Created") or ""
+            candidates.append((_instant(when), ours[0]))
+    if not candidates:
+        raise UsageError(f"{path}: no local image built from this recipe (recipe hash {resolved.recipe_hash[:12]})",
+                         hint=f"build it first: lmi-build build {path}")
+    return max(candidates)[1]
+
+
+def _instant(text: str) -> tuple[str, str]:
+    """An engine timestamp (RFC 3339, UTC, 0-9 fraction digits) as a key that sorts by time."""
+    import re
+
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?", text)
+    return (m.group(1), (m.group(2) or "").ljust(9, "0")) if m else ("", "")
 
 
 __all__ = ["BuildOptions", "image_for_recipe", "run_build"]

@@ -38,8 +38,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="send ECR image bytes to this registry instead of <account>.dkr.ecr.<region>... "
                         "(tests; env LMI_BUILD_ECR_REGISTRY_HOST)")
     p.add_argument("--tag", action="append", default=[], metavar="TEMPLATE",
-                   help="extra tag; variables {name} {recipe_hash} {recipe_hash12} {git_sha} {lmi_version}")
-    p.add_argument("--no-default-tag", action="store_true", help="do not push the <name>-<recipe-hash12> tag")
+                   help="extra tag; variables {name} {image_digest} {image_digest12} {recipe_hash} {recipe_hash12} "
+                        "{git_sha} {lmi_version}")
+    p.add_argument("--no-default-tag", action="store_true", help="do not push the <name>-<image-digest12> tag")
     p.add_argument("--git-sha", metavar="SHA", help="value of {git_sha} (default: the image's "
                    "org.opencontainers.image.revision label, else `git rev-parse HEAD`)")
     p.add_argument("--username", metavar="USER", help="registry user (non-ECR); password via --password-stdin")

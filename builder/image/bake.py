@@ -20,7 +20,7 @@ from filelock import FileLock
 from builder import __version__, console
 from builder import labels as L
 from builder.diagnostics import BuilderError
-from builder.image import _docker, metadata, render
+from builder.image import _docker, identity, metadata, render
 from builder.image.base import resolve_base
 from builder.image.digests import FileDigestCache, layer_content_digest
 from builder.image.layers import (
@@ -129,17 +129,92 @@ def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, co
                         allow_unpinned=options.allow_unpinned_base, pull=options.pull)
     console.info(f"  base {base.ref} -> {base.from_ref[:80]} ({base.pin})")
 
-    layers = plan_layers(model_dir, compiled_dir, config_files(resolved, extra_files),
-                         blob_dir=cache_root / "blobs")
-    artifact_layers = [x for x in layers if x.kind != "config"]
-    config_layer = layers[-1]
+    config = config_files(resolved, extra_files)
+    layers = plan_layers(model_dir, compiled_dir, config, blob_dir=cache_root / "blobs",
+                         base_layers=len(_diff_ids(client, base.image_id)))  # the layer budget
 
     digests = FileDigestCache(_cache_dir(options.cache_dir))
     content = {x.name: layer_content_digest(x, digests) for x in layers}
+    # the tag is the digest of the inputs (identity.py); the file digests are the memo's, not re-read
+    ident = identity.for_layers(resolved, base_digest=base.digest, layers=layers, config=config,
+                                digests=digests, compile_key=options.compile_key)
+    tag = ident.tag(resolved.recipe.name)
     digests.save()
     if digests.hits:
         hits.append(f"file-digests:{len(digests.hits)}/{len(digests.hits) + len(digests.misses)}")
 
+    # check, build and tag under one lock per tag: two builds of the same inputs never race a tag
+    with FileLock(str(cache_root / f"tag-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.lock")):
+        existing = _tagged_for(client, tag, ident, no_cache=options.no_cache)
+        if existing is not None:
+            hits.append(f"image:{tag}")
+            console.info(f"  {tag} already names an image of these inputs ({existing[:19]}): reused, nothing built")
+            # artifacts_reused: no weights were sent (nothing was)
+            image_id, bytes_sent, artifacts_ref, artifacts_reused = existing, 0, None, True
+        else:
+            built = _build_image(client, resolved, base, layers, content, ident, options, cache_root, hits,
+                                 model_digest=model_digest, compiled=compiled_dir is not None)
+            image_id, bytes_sent, artifacts_ref, artifacts_reused = built
+            # a build with another cache folder (another lock) may have tagged it meanwhile: keep that one
+            raced = _tagged_for(client, tag, ident, no_cache=False)
+            if raced is not None:
+                image_id = raced
+            else:
+                _tag(client, image_id, tag)
+    tags = [tag]
+    for extra in options.tags:  # the user's own tags move as the user asked (docker tag semantics)
+        repo, _, t = extra.rpartition(":") if ":" in extra.rsplit("/", 1)[-1] else (extra, "", "latest")
+        _tag(client, image_id, f"{repo}:{t or 'latest'}", force=True)
+        tags.append(f"{repo}:{t or 'latest'}")
+
+    diff_ids = _diff_ids(client, image_id)
+    ours = diff_ids[-len(layers):] if len(diff_ids) >= len(layers) else []
+    infos = [LayerInfo(name=x.name, kind=x.kind, digest=ours[i] if ours else None, content_digest=content[x.name],
+                       size=x.size, files=len(x.files)) for i, x in enumerate(layers)]
+    result = BakeResult(image_id=image_id, tags=tags, base_ref=base.ref, base_digest=base.digest,
+                        base_pin=base.pin, artifacts_ref=artifacts_ref, layers=infos, bytes_sent=bytes_sent,
+                        artifacts_image_reused=artifacts_reused, reused=existing is not None, cache_hits=hits,
+                        identity=ident, seconds=round(time.monotonic() - start, 3))
+    console.info(f"  image {image_id[:19]} tagged {', '.join(tags)}; {bytes_sent / 1024:.1f} KiB sent to the engine")
+    return result
+
+
+def _tagged_for(client, tag: str, ident: identity.ImageIdentity, *, no_cache: bool) -> str | None:
+    """The image id ``tag`` already names when it was built from these same inputs (it is reused), None
+    when the tag is free. A tag is never moved to another image: one naming an image of other inputs
+    (or one not ours) is an error that leaves that image as it is."""
+    have = _image_id(client, tag)
+    if have is None:
+        return None
+    got = (client.api.inspect_image(have)["Config"].get("Labels") or {}).get(L.INPUTS_DIGEST)
+    if got != ident.digest:
+        raise BuilderError(f"tag {tag} already names image {have[:19]} with inputs digest {got or 'none'}, "
+                           f"not this build's {ident.digest[:19]}; refusing to move the tag", stage=STAGE,
+                           hint=f"inspect it with `docker image inspect {tag}`; remove it (`docker rmi {tag}`) "
+                                "if it is not needed, then build again")
+    if no_cache:
+        raise BuilderError(f"tag {tag} already names image {have[:19]}, built from these same inputs; --no-cache "
+                           "would make a second image for it", stage=STAGE,
+                           hint=f"build without --no-cache to reuse it, or `docker rmi {tag}` first to rebuild")
+    _tag(client, have, tag, force=True)  # the same image: marks it the latest build of its recipe
+    return have
+
+
+def _tag(client, image_id: str, ref: str, *, force: bool = False) -> None:
+    repo, _, t = ref.rpartition(":")
+    try:
+        client.api.tag(image_id, repo, t, force=force)
+    except Exception as exc:  # SDK errors vary
+        raise BuilderError(f"tagging {image_id[:19]} as {ref} failed: {exc}", stage=STAGE) from None
+
+
+def _build_image(client, resolved, base, layers: list[Layer], content: dict[str, str],
+                 ident: identity.ImageIdentity, options: BakeOptions, cache_root: Path, hits: list[str], *,
+                 model_digest: str | None, compiled: bool) -> tuple[str, int, str | None, bool]:
+    """Artifacts image (reused by its inputs digest) + labels + config layer; the result is not tagged
+    here. Returns (image id, bytes sent, artifacts ref, artifacts image reused)."""
+    artifact_layers = [x for x in layers if x.kind != "config"]
+    config_layer = layers[-1]
     bytes_sent = 0
     artifacts_reused = False
     artifacts_ref: str | None = None
@@ -174,42 +249,23 @@ def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, co
                 bytes_sent += out.bytes_sent
                 from_ref = out.image_id
 
-    labels = metadata.model_labels(resolved, base_ref=base.ref, base_digest=base.digest, model_digest=model_digest,
-                                   compile_labels=options.compile_labels, compiled=compiled_dir is not None,
-                                   recipe_file=options.recipe_file, created=options.created)
+    labels = metadata.model_labels(resolved, base_ref=base.ref, base_digest=base.digest,
+                                   model_digest=model_digest, compile_labels=options.compile_labels,
+                                   compiled=compiled, recipe_file=options.recipe_file,
+                                   created=options.created, identity=ident)
     stable, dependent = metadata.split_labels(labels)
     head = render.render_artifacts(from_ref=from_ref, layer_dirs=[], labels=stable)  # FROM + the stable labels
     chunks, total, _ = _context(head, [])
     labelled = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=None,
                              nocache=options.no_cache, what="model image (labels)", show_progress=False)
     bytes_sent += labelled.bytes_sent
-    from_ref = labelled.image_id
-    dockerfile = render.render_model(resolved.release.family, from_ref=from_ref,
+    dockerfile = render.render_model(resolved.release.family, from_ref=labelled.image_id,
                                      config_dir=f"{CONTEXT_LAYERS}/{config_layer.name}", env=resolved.recipe.env,
                                      labels=dependent)
-    previous = _image_id(client, resolved.tag)
     chunks, total, _ = _context(dockerfile, [config_layer])
-    out = _docker.build(client, _chunked(chunks), total=total, tag=resolved.tag, labels=None,
+    out = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=None,
                         nocache=options.no_cache, what="model image", show_progress=options.progress)
     bytes_sent += out.bytes_sent
     if out.cached_steps or labelled.cached_steps:
         hits.append(f"build-steps:{out.cached_steps + labelled.cached_steps}/{out.steps + labelled.steps}")
-    tags = [resolved.tag]
-    for tag in options.tags:
-        repo, _, t = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
-        try:
-            client.api.tag(out.image_id, repo, t or "latest", force=True)
-        except Exception as exc:  # SDK errors vary
-            raise BuilderError(f"tagging {out.image_id[:19]} as {tag} failed: {exc}", stage=STAGE) from None
-        tags.append(f"{repo}:{t or 'latest'}")
-
-    diff_ids = _diff_ids(client, out.image_id)
-    ours = diff_ids[-len(layers):] if len(diff_ids) >= len(layers) else []
-    infos = [LayerInfo(name=x.name, kind=x.kind, digest=ours[i] if ours else None, content_digest=content[x.name],
-                       size=x.size, files=len(x.files)) for i, x in enumerate(layers)]
-    result = BakeResult(image_id=out.image_id, tags=tags, base_ref=base.ref, base_digest=base.digest,
-                        base_pin=base.pin, artifacts_ref=artifacts_ref, layers=infos, bytes_sent=bytes_sent,
-                        artifacts_image_reused=artifacts_reused, reused=previous == out.image_id, cache_hits=hits,
-                        seconds=round(time.monotonic() - start, 3))
-    console.info(f"  image {out.image_id[:19]} tagged {', '.join(tags)}; {bytes_sent / 1024:.1f} KiB sent to the engine")
-    return result
+    return out.image_id, bytes_sent, artifacts_ref, artifacts_reused

@@ -41,9 +41,7 @@ class Resolved(BaseModel):
     entry_point: str | None
     recipe_hash: str
 
-    @property
-    def tag(self) -> str:
-        return f"{self.recipe.name}:{self.recipe_hash[:12]}"
+    # no ``tag`` here: the image tag digests the model, handler files and base too (builder.image.identity)
 
     def env(self) -> dict[str, str]:
         return env_form(self.properties)

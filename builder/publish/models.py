@@ -83,7 +83,7 @@ class PublishOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tags: list[str] = Field(default_factory=list)  # templates, see builder.publish.tags
-    default_tag: bool = True  # <name>-<hash12>, when the image carries a recipe hash
+    default_tag: bool = True  # <name>-<image-digest12>, when the image carries an inputs digest
     skip_smoke: bool = False
     allow_dev_runtime: bool = False
     force: bool = False  # move a tag on a MUTABLE registry/repository

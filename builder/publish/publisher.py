@@ -51,11 +51,26 @@ def load_image(client, ref: str) -> LocalImage:
                       repo_digests=list(image.attrs.get("RepoDigests") or []), obj=image)
 
 
+def image_digest(image_labels: dict[str, str]) -> str | None:
+    """The image inputs digest (builder.image.identity) of a model image we built, or None (an image of
+    another builder, or one of ours from before tags were content-addressed)."""
+    digest = image_labels.get(labels.INPUTS_DIGEST) or ""
+    # an artifacts/runtime image's inputs digest is a cache key (bare hex), and a model image made before
+    # content-addressed tags inherited its artifacts image's: only one with the inputs JSON beside it counts
+    if image_labels.get(labels.ROLE, "model") != "model" or not image_labels.get(labels.INPUTS_JSON) \
+            or not digest.startswith("sha256:"):
+        return None
+    return digest
+
+
 def tag_variables(img: LocalImage, git_sha: str | None) -> dict[str, str | None]:
     recipe_hash = img.labels.get(labels.RECIPE_HASH) or None
+    digest = (image_digest(img.labels) or "").removeprefix("sha256:") or None
     sha = git_sha or img.labels.get(OCI_REVISION) or None
     return {
         "name": tags.sanitize(img.labels[labels.RECIPE_NAME]) if img.labels.get(labels.RECIPE_NAME) else None,
+        "image_digest": digest,
+        "image_digest12": digest[:12] if digest else None,
         "recipe_hash": recipe_hash,
         "recipe_hash12": recipe_hash[:12] if recipe_hash else None,
         "git_sha": sha[:7] if sha else None,
@@ -74,12 +89,14 @@ def publish_image(image_ref: str, targets: list[PublishTarget], options: Publish
     variables = tag_variables(img, options.git_sha)
     recipe_name = img.labels.get(labels.RECIPE_NAME)
     recipe_hash = img.labels.get(labels.RECIPE_HASH)
-    include_default = options.default_tag and bool(recipe_hash)
-    tag_list = tags.tags_for(recipe_name or "image", recipe_hash or "", options.tags, variables,
+    digest = image_digest(img.labels)
+    include_default = options.default_tag and bool(digest)
+    tag_list = tags.tags_for(recipe_name or "image", digest or "", options.tags, variables,
                              include_default=include_default)
     if not tag_list:
-        raise BuilderError("no tag to publish: the image has no recipe hash label and no --tag was given",
-                           stage="publish", hint="pass --tag TEMPLATE (e.g. --tag 1.0.0)")
+        raise BuilderError("no tag to publish: the image has no inputs digest label "
+                           f"({labels.INPUTS_DIGEST}) and no --tag was given", stage="publish",
+                           hint="pass --tag TEMPLATE (e.g. --tag 1.0.0), or rebuild the image with this lmi-build")
     result = PublishResult(image_ref=image_ref, image_id=img.id, recipe_name=recipe_name,
                            recipe_hash=recipe_hash, lmi_version=variables["lmi_version"], smoke=smoke,
                            smoke_gate_skipped=gate_skipped,

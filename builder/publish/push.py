@@ -154,7 +154,7 @@ def _push_error(repository: str, tag: str, message: str, kind: str) -> PushError
         "auth": "check the credentials: --username/--password-stdin, `docker login`, or the ECR "
                 "permissions (ecr:InitiateLayerUpload, ecr:PutImage, ...)",
         "immutable": "the repository has immutable tags; publish under a new tag (the default "
-                     "<name>-<recipe-hash12> tag changes with the recipe)",
+                     "<name>-<image-digest12> tag changes with any input of the image)",
         "network": "the registry was unreachable or failing; retries were exhausted",
     }
     return PushError(f"push of {repository}:{tag} failed: registry said: {message}", kind=kind,

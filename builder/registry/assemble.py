@@ -20,7 +20,9 @@ from pydantic import BaseModel, Field
 
 from builder import __version__, console
 from builder.diagnostics import BuilderError
+from builder.image import identity as _identity
 from builder.image.bake import config_files as _config_files
+from builder.image.digests import FileDigestCache
 from builder.image.layers import Layer, plan_layers
 from builder.image.metadata import model_labels
 from builder.paths import cache_dir as _default_cache_dir
@@ -69,6 +71,7 @@ class AssembleResult(BaseModel):
     layers: list[LayerResult]
     bytes_uploaded: int
     inputs: dict[str, Any] = Field(default_factory=dict)  # everything the digest depends on
+    identity: _identity.ImageIdentity | None = None  # the default publish tag's digest (builder.image.identity)
     seconds: float
 
 
@@ -136,7 +139,7 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
                          base_credentials: RegistryCredentials | None = None,
                          labels: dict[str, str] | None = None, env: dict[str, str] | None = None,
                          model_digest: str | None = None, compile_labels: dict[str, Any] | None = None,
-                         recipe_file: Path | None = None, created: str | None = None,
+                         compile_key: str | None = None, recipe_file: Path | None = None, created: str | None = None,
                          compression: Compression = "none", platform: str = "linux/amd64",
                          split_threshold: int = 256 << 20) -> AssembleResult:
     """Assemble ``resolved``'s image in ``registry`` (``HOST/REPO``) on top of ``base_ref``.
@@ -162,8 +165,13 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
     cache_dir = _default_cache_dir(cache_dir)
     with tempfile.TemporaryDirectory(prefix="lmi-assemble-") as tmp:
         blob_dir = Path(cache_dir) / "image" / "blobs" if cache_dir is not None else Path(tmp)
-        layers = plan_layers(model_dir, compiled_dir, _config_files(resolved, extra_files),
+        config_bytes = _config_files(resolved, extra_files)
+        layers = plan_layers(model_dir, compiled_dir, config_bytes,
                              split_threshold=split_threshold, blob_dir=blob_dir)
+        digests = FileDigestCache(Path(cache_dir))  # the fetch stage's memo: stat only, no re-read
+        ident = _identity.for_layers(resolved, base_digest=base_img.digest, layers=layers, config=config_bytes,
+                                     digests=digests, compile_key=compile_key)
+        digests.save()
         memo = LayerMemo(cache_dir)
         results: list[LayerResult] = []
         for i, desc in enumerate(base_img.layers):
@@ -181,7 +189,7 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
     if labels is None:
         labels = model_labels(resolved, base_ref=str(base), base_digest=base_img.digest, model_digest=model_digest,
                               compile_labels=compile_labels, compiled=compiled_dir is not None,
-                              recipe_file=recipe_file, created=created)
+                              recipe_file=recipe_file, created=created, identity=ident)
     image_labels = dict(labels)
     image_env = dict(env if env is not None else (getattr(resolved.recipe, "env", None) or {}))
     config = build_config(base_img.config, ours, labels=image_labels, env=image_env)
@@ -208,6 +216,7 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
         "format": FORMAT,
         "builder_version": __version__,
         "recipe_hash": getattr(resolved, "recipe_hash", ""),
+        "image_digest": ident.digest,
         "base": {"manifest_digest": base_img.digest, "platform": platform},
         "compression": compression,
         "created": EPOCH,
@@ -220,7 +229,7 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
     return AssembleResult(reference=pinned, digest=digest, repository=target_ref.name,
                           base={"reference": str(base), "digest": base_img.digest, "platform": platform},
                           config_digest=config_digest, layers=results, bytes_uploaded=total, inputs=inputs,
-                          seconds=seconds)
+                          identity=ident, seconds=seconds)
 
 
 __all__ = ["OCI_CONFIG", "AssembleResult", "LayerResult", "assemble_in_registry", "read_base"]

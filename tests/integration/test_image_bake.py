@@ -116,7 +116,8 @@ def test_bake_rebuild_config_only_and_no_change(docker_client, base_id, tmp_path
     assert json.loads(labels[L.SMOKE])["model_loading_timeout"] == int(resolved.properties["option.model_loading_timeout"])
     assert f"NASTY={NASTY}" in attrs["Config"]["Env"]
     assert "8080/tcp" in attrs["Config"]["ExposedPorts"]
-    assert set(cold.tags) == {resolved.tag, f"{name}-extra:v1"}
+    assert cold.identity is not None and labels[L.INPUTS_DIGEST] == cold.identity.digest
+    assert set(cold.tags) == {f"{name}:{cold.identity.digest[7:19]}", f"{name}-extra:v1"}
     assert cold.base_pin == "image-id" and not cold.artifacts_image_reused
 
     # layer order: base layers, then weights, then config; ours are the last ones
@@ -143,9 +144,26 @@ def test_bake_rebuild_config_only_and_no_change(docker_client, base_id, tmp_path
     assert int(digest_hits.split(":")[1].split("/")[0]) >= 3  # every model file: stat only, not read
     assert _tree(docker_client, warm.image_id)["model/serving.properties"].decode() == dumps(changed.properties)
 
+    # a new tag for the new inputs; the first tag still names the first image
+    assert warm.tags[0] != cold.tags[0]
+    assert docker_client.api.inspect_image(cold.tags[0])["Id"] == cold.image_id
+
     # nothing changed: the same image id (created is not the clock)
     again = _bake(changed, tmp_path, docker_client, base_id, made)
     assert again.image_id == warm.image_id and again.reused and again.bytes_sent < 64 * 1024
+    assert again.identity == warm.identity
+
+    # a tag already naming another image (here: the base, no inputs label) is never moved
+    repo, _, tag = warm.tags[0].rpartition(":")
+    docker_client.api.tag(base_id, repo, tag, force=True)
+    with pytest.raises(BuilderError, match="refusing to move the tag"):
+        _bake(changed, tmp_path, docker_client, base_id, made)
+    assert docker_client.api.inspect_image(warm.tags[0])["Id"] == base_id
+    docker_client.api.tag(warm.image_id, repo, tag, force=True)  # back, so the teardown removes it
+    with pytest.raises(BuilderError, match="--no-cache would make a second image"):
+        _bake(resolve(_recipe(name, env={"NASTY": NASTY}, description=NASTY)), tmp_path, docker_client, base_id,
+              made, no_cache=True)
+    assert docker_client.api.inspect_image(cold.tags[0])["Id"] == cold.image_id
 
 
 def test_big_files_get_their_own_layers(docker_client, base_id, tmp_path, made, monkeypatch):

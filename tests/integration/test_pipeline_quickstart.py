@@ -74,7 +74,10 @@ def test_quickstart_builds_serves_and_keeps_secrets_out(quickstart, docker_clien
 
     image = docker_client.images.get(record["image"]["image_id"])
     resolved = resolve(load_recipe(recipe).recipe)
-    assert resolved.tag in image.tags
+    digest = record["inputs"]["image_digest"]
+    assert f"{resolved.recipe.name}:{digest[7:19]}" in image.tags and record["image"]["tags"][0] in image.tags
+    assert image.labels[L.INPUTS_DIGEST] == digest == record["image"]["identity"]["digest"]
+    assert record["inputs"]["image_inputs"]["recipe_hash"] == resolved.recipe_hash
     assert image.labels[L.RECIPE_HASH] == resolved.recipe_hash
     assert image.labels[L.DEV_RUNTIME] == "true"
 
@@ -128,3 +131,34 @@ def test_a_failing_stage_is_named_and_recorded(quickstart, tmp_path, capsys):
     assert rc == 1
     assert record["ok"] is False and record["failed_stage"] == "validate"
     assert "model.py" in out and "Traceback" not in out
+
+
+def test_handler_edit_makes_a_new_tag_and_the_old_tag_stays(quickstart, docker_client, tmp_path, capsys):
+    """Issue 14: the tag digests the handler too, so an edited model.py is a new tag, never the old one."""
+    from builder.pipeline import image_for_recipe
+
+    recipe, cache = quickstart
+    rc, first, out = _build(recipe, cache, tmp_path / "r1.json", capsys, "--smoke", "never")
+    assert rc == 0, out
+    handler = recipe.parent / "quickstart/model.py"
+    original = handler.read_text()
+    handler.write_text(original + "\n# edited: another image\n")
+    rc, second, out = _build(recipe, cache, tmp_path / "r2.json", capsys, "--smoke", "never")
+    assert rc == 0, out
+
+    (tag1, tag2) = first["image"]["tags"][0], second["image"]["tags"][0]
+    assert tag1 != tag2 and first["image"]["image_id"] != second["image"]["image_id"]
+    assert first["recipe_hash"] == second["recipe_hash"]  # the recipe text did not change
+    assert docker_client.images.get(tag1).id == first["image"]["image_id"]  # the old tag stays put
+    assert docker_client.images.get(tag2).id == second["image"]["image_id"]
+    a, b = first["inputs"]["image_inputs"], second["inputs"]["image_inputs"]
+    assert a["files"]["model.py"] != b["files"]["model.py"]
+    assert {k: v for k, v in a.items() if k != "files"} == {k: v for k, v in b.items() if k != "files"}
+    assert image_for_recipe(recipe, docker_client) == tag2  # serve/smoke RECIPE: the latest build
+
+    # the first handler again: the first image, reused under its own tag, nothing built
+    handler.write_text(original)
+    rc, third, out = _build(recipe, cache, tmp_path / "r3.json", capsys, "--smoke", "never")
+    assert rc == 0, out
+    assert third["image"]["image_id"] == first["image"]["image_id"] and _stages(third)["bake"] == "cached"
+    assert image_for_recipe(recipe, docker_client) == tag1

@@ -28,6 +28,7 @@ POLICY = {"rules": [{"rulePriority": 1, "description": "untagged after 7 days",
 
 def _image(test_images, tmp_path):
     image_id = test_images.make(labels={labels.RECIPE_NAME: "tiny-ecr", labels.RECIPE_HASH: HASH,
+                                        labels.INPUTS_DIGEST: "sha256:" + HASH, labels.INPUTS_JSON: "{}",
                                         labels.LMI_VERSION: "0.29.0"})
     ledger.record(ledger.SmokeOutcome(image_id=image_id, status="passed"), tmp_path)
     return image_id

@@ -27,6 +27,7 @@ def _labels(name="tiny-llm", **extra):
     recipe = {"name": name, "serving": {"option": {"model_loading_timeout": 900}},
               "target": {"instance_type": "ml.g5.xlarge"}}
     return {labels.RECIPE_NAME: name, labels.RECIPE_HASH: HASH, labels.LMI_VERSION: "0.29.0",
+            labels.INPUTS_DIGEST: "sha256:" + HASH, labels.INPUTS_JSON: "{}",
             labels.TARGET_INSTANCE: "ml.g5.xlarge", labels.RECIPE_JSON: json.dumps(recipe), **extra}
 
 
