@@ -263,3 +263,17 @@ def test_assembly_against_distribution_v3(v3_registry, tmp_path, monkeypatch, pa
     changed = _assemble(v3_registry.host, tmp_path, base, model, cache, split_threshold=MIB,
                         resolved=make_resolved(tmp_path, {"model_loading_timeout": 63}))
     assert [layer.kind for layer in changed.layers if layer.uploaded] == ["config"]
+
+
+@pytest.mark.docker
+def test_publish_without_credentials_names_the_ecr_realm(ecr_front, test_images, tmp_path, isolated_docker_config):
+    from builder.publish import PublishOptions, PublishTarget, publish_image
+
+    front = ecr_front()
+    image_id = _publishable(test_images, tmp_path)
+    with pytest.raises(BuilderError) as err:
+        publish_image(image_id, [PublishTarget(registry=f"{front.host}/{_repo('pub')}")],
+                      PublishOptions(cache_dir=str(tmp_path), tags=["front-v1"]))
+    text = err.value.describe()
+    assert "needs credentials" in text and "dkr.ecr.us-west-2.amazonaws.com" in text and "--password-stdin" in text
+    assert front.stats.count("PATCH") == 0  # refused before any byte moved
