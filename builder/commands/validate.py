@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +21,15 @@ DESCRIPTION = (
     "ours; it is a second opinion and never changes the exit code."
 )
 SUFFIXES = (".yaml", ".yml")
+# A YAML file found under a folder is a recipe when it is a mapping with top-level `model:` and `container:`
+# keys (both required by the schema, and rarely both at the top of other YAML: CI files, compose files,
+# Kubernetes manifests, catalog data), or when it names the recipe schema in a yaml-language-server modeline.
+# A file that does not parse is judged by its text (`model:` and `container:` at column 0), so a broken
+# recipe is still validated and its error shown. A file named on the command line is always validated.
+RECIPE_KEYS = ("model", "container")
+SCHEMA_MODELINE = re.compile(r"^#\s*yaml-language-server:.*\$schema=\S*recipe\.schema\.json", re.M)
+MAX_SNIFF = 1 << 20  # bigger files are judged by the text of their first MiB (the loader refuses them anyway)
+NOT_A_RECIPE = "not a recipe (no top-level model: and container: keys)"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -36,20 +46,57 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "ours; a second opinion only: the exit code stays ours")
 
 
-def collect(paths: list[Path]) -> list[Path]:
+def is_recipe(path: Path) -> bool:
+    """Whether a YAML file found in a folder is a recipe (see RECIPE_KEYS above); never raises."""
+    import yaml
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SNIFF + 1)
+    except OSError:
+        return True  # unreadable: let the loader say why, rather than skip it silently
+    text = raw[:MAX_SNIFF].decode("utf-8", errors="replace")
+    if SCHEMA_MODELINE.search(text):
+        return True
+    if len(raw) <= MAX_SNIFF:
+        try:
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except (yaml.YAMLError, RecursionError, ValueError):
+            pass  # judged by its text below
+        else:
+            return isinstance(data, dict) and all(k in data for k in RECIPE_KEYS)
+    return all(re.search(rf"^{k}\s*:", text, re.M) for k in RECIPE_KEYS)
+
+
+def find_recipes(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(recipes to validate, YAML files skipped because they are not recipes) for files and folders."""
     files: list[Path] = []
+    skipped: list[Path] = []
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()
                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
                 raise UsageError(f"{relpath(path)}: no *.yaml or *.yml recipes in this folder")
-            files.extend(found)
+            recipes = [p for p in found if is_recipe(p)]
+            chosen = set(recipes)
+            if not recipes:
+                raise UsageError(f"{relpath(path)}: none of its {len(found)} YAML file(s) is a recipe (a recipe is "
+                                 "a mapping with top-level model: and container: keys); name a file to validate it "
+                                 "anyway")
+            files.extend(recipes)
+            skipped.extend(p for p in found if p not in chosen)
         elif path.exists() or path.suffix in SUFFIXES:
-            files.append(path)  # a missing file is reported as a diagnostic by the loader
+            files.append(path)  # always validated; a missing file is reported as a diagnostic by the loader
         else:
             raise UsageError(f"{relpath(path)}: no such file or folder")
-    return list(dict.fromkeys(files))
+    files = list(dict.fromkeys(files))
+    named = set(files)
+    return files, [p for p in dict.fromkeys(skipped) if p not in named]
+
+
+def collect(paths: list[Path]) -> list[Path]:
+    return find_recipes(paths)[0]
 
 
 def validate_one(path: Path, *, with_fit: bool = True, cache_dir: Path | None = None) -> list[Diagnostic]:
@@ -65,7 +112,7 @@ def validate_one(path: Path, *, with_fit: bool = True, cache_dir: Path | None = 
 def run(args: argparse.Namespace) -> int:
     from builder.console import info
 
-    files = collect(args.paths)
+    files, skipped = find_recipes(args.paths)
     results = {f: validate_one(f, with_fit=not args.no_fit, cache_dir=args.cache_dir) for f in files}
     n_err = sum(d.severity == "error" for ds in results.values() for d in ds)
     n_warn = sum(d.severity == "warning" for ds in results.values() for d in ds)
@@ -77,11 +124,14 @@ def run(args: argparse.Namespace) -> int:
                                              **({"lmi_check": lmi[f].to_json() if f in lmi else None}
                                                 if lmi is not None else {})}
                                             for f, ds in results.items()],
-               "errors": n_err, "warnings": n_warn}
+               "errors": n_err, "warnings": n_warn,
+               "skipped": [{"file": relpath(f), "reason": NOT_A_RECIPE} for f in skipped]}
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
         from builder.lmi_check_compare import NO_JAR
 
+        for f in skipped:
+            info(f"{relpath(f)}: skipped: {NOT_A_RECIPE}")
         no_jar_said = False
         for f, ds in results.items():
             for d in ds:
@@ -96,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 info(f"{relpath(f)}: {line}")
         info(f"{len(files)} recipe(s): {len(files) - bad} valid, {bad} invalid; {n_err} error(s), "
-             f"{n_warn} warning(s)")
+             f"{n_warn} warning(s)" + (f"; {len(skipped)} YAML file(s) skipped (not recipes)" if skipped else ""))
     return 1 if bad else 0
 
 
