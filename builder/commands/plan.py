@@ -19,7 +19,9 @@ DESCRIPTION = (
     "Load every recipe under PATH (files or folders) and print, for each affected recipe, what its "
     "runner needs: accelerator kind, GPU count and compute capability, Neuron devices, whether it "
     "compiles, expected disk. With --changed-since REF only recipes affected by `git diff REF` are "
-    "listed: the recipe file, files it references, its image template folder, or its catalog entry."
+    "listed: the recipe file, files it references, its image template folder, or its catalog entry. "
+    "Each entry has the recipe hash; the image tag (<name>:<image-digest12>) digests the model files, "
+    "handler files and pinned base as well, so it is known only at bake (image_tag: null)."
 )
 
 CATALOG_FILES = ("builder/catalog/containers.yaml", "builder/catalog/instances.yaml",
@@ -137,6 +139,22 @@ def runner_needs(recipe, base: Path, catalog) -> dict[str, Any]:
     }
 
 
+def image_tag_fields(recipe, catalog) -> dict[str, Any]:
+    """What plan can say about the image tag before any fetch: the recipe hash, and that the tag is not
+    known yet. The tag digests the model files (Hub/S3 ones are not fetched here), the handler files and
+    the pinned base (a registry digest, or the dev-cpu runtime's local image id, built at the runtime
+    stage), so plan never guesses it (docs/publish.md "plan")."""
+    from builder.lmi.resolve import resolve
+
+    try:
+        recipe_hash: str | None = resolve(recipe, catalog).recipe_hash
+    except BuilderError:
+        recipe_hash = None  # `lmi-build validate` says why the recipe does not resolve
+    return {"recipe_hash": recipe_hash, "image_tag": None,
+            "image_tag_note": f"known after fetch and base pinning: {recipe.name}:<image-digest12> "
+                              "(lmi-build build prints it; build-record inputs.image_digest)"}
+
+
 def plan(paths: list[str], changed_since: str | None = None) -> dict[str, Any]:
     from builder.catalog import load_catalog
     from builder.recipe import load_recipe
@@ -157,7 +175,7 @@ def plan(paths: list[str], changed_since: str | None = None) -> dict[str, Any]:
         r = loaded.recipe
         assert r is not None
         entry = {"recipe": str(f), "name": r.name, "family": r.container.family, "version": r.container.version,
-                 **runner_needs(r, loaded.base_dir, catalog)}
+                 **runner_needs(r, loaded.base_dir, catalog), **image_tag_fields(r, catalog)}
         if changed_since:
             assert root is not None
             reasons = _reasons(f.resolve(), r, loaded.base_dir, root, changed, changed_since)

@@ -87,3 +87,13 @@ def test_json_is_matrix_shaped(repo):
     out = plan_cmd.plan([str(Path("recipes") / "vllm.yaml")])
     assert set(out) == {"changed_since", "count", "matrix", "unaffected"}
     assert list(out["matrix"]) == ["include"]
+
+
+def test_plan_gives_the_recipe_hash_and_no_guessed_image_tag(repo):
+    """The image tag digests the model, handler and base too: plan (before fetch) says so, never guesses."""
+    from builder.lmi.resolve import resolve
+    from builder.recipe import load_recipe
+
+    (entry,) = plan_cmd.plan([str(Path("recipes") / "quickstart.yaml")])["matrix"]["include"]
+    assert entry["recipe_hash"] == resolve(load_recipe(Path("recipes/quickstart.yaml")).recipe).recipe_hash
+    assert entry["image_tag"] is None and "quickstart:<image-digest12>" in entry["image_tag_note"]
