@@ -26,6 +26,7 @@ from tests.integration.test_assemble_registry import (
     make_resolved,
     push_base,
 )
+from tests.integration.test_pipeline_registry import gpu_recipe  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.registry
 
@@ -277,3 +278,25 @@ def test_publish_without_credentials_names_the_ecr_realm(ecr_front, test_images,
     text = err.value.describe()
     assert "needs credentials" in text and "dkr.ecr.us-west-2.amazonaws.com" in text and "--password-stdin" in text
     assert front.stats.count("PATCH") == 0  # refused before any byte moved
+
+
+def test_cli_build_with_registry_assembler_through_ecr_front(ecr_front, gpu_recipe, tmp_path,  # noqa: F811
+                                                              isolated_docker_config, monkeypatch):
+    """`lmi-build build --assembler registry` with the front's credentials from Docker's config.json."""
+    from builder.cli import main
+
+    monkeypatch.delenv("LMI_BUILD_UPLOAD_PART_MIB", raising=False)  # the default: one streamed PATCH
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # no daemon involved at all
+    front = ecr_front()
+    auth = base64.b64encode(f"{front.username}:{front.password}".encode()).decode()
+    (isolated_docker_config / "config.json").write_text(json.dumps({"auths": {front.host: {"auth": auth}}}))
+    base = push_base(front.host, _repo("base"), creds=_creds(front))
+    repo = _repo("models")
+    report = tmp_path / "record.json"
+    main(["build", str(gpu_recipe), "--assembler", "registry", "--registry", f"{front.host}/{repo}",
+          "--base-image", base, "--cache-dir", str(tmp_path / "cache"), "--report", str(report)])
+    record = json.loads(report.read_text())
+    assert record["image"]["reference"].startswith(f"{front.host}/{repo}@sha256:")
+    assert {s["name"]: s for s in record["stages"]}["bake"]["status"] in ("passed", "cached")
+    assert front.stats.count("PATCH", status=201) >= 1 and front.stats.mounts_done >= 1
+    assert front.password not in report.read_text()
