@@ -22,7 +22,9 @@ from builder.diagnostics import BuilderError
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 on usage errors; keep it, but one line
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        from builder.console import printable  # argparse echoes the user's value
+
+        sys.stderr.write(f"{self.prog}: error: {printable(message, newlines=False)}\n")
         raise SystemExit(2)
 
 

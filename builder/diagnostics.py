@@ -21,9 +21,12 @@ class Location:
     col: int = 0  # 1-based
 
     def __str__(self) -> str:
+        from builder.console import printable  # a path with a newline or ESC must not forge a line
+
+        file = printable(self.file, newlines=False)
         if self.line:
-            return f"{self.file}:{self.line}:{self.col or 1}"
-        return self.file
+            return f"{file}:{self.line}:{self.col or 1}"
+        return file
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,9 @@ class Diagnostic:
     path: tuple[str | int, ...] = field(default_factory=tuple)
 
     def format(self) -> str:
-        return f"{self.location}: {self.severity}: [{self.rule}] {self.message}"
+        from builder.console import printable  # one line: a newline in an echoed value is shown as \x0a
+
+        return f"{self.location}: {self.severity}: [{self.rule}] {printable(self.message, newlines=False)}"
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -37,7 +37,7 @@ def _human(n: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from builder.artifacts.cache import list_items, prune
-    from builder.console import console, info
+    from builder.console import console, info, printable
     from builder.paths import cache_dir
 
     root = cache_dir(args.cache_dir)
@@ -49,14 +49,17 @@ def run(args: argparse.Namespace) -> int:
         from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=escape(str(root)))
+        def cell(text: str) -> str:
+            return escape(printable(text, newlines=False))
+
+        t = Table(title=cell(str(root)))
         for col in ("kind", "name", "size", "last used", "detail"):
             t.add_column(col)
         now = time.time()
         for i in items:
             # names and details come from the cache (model ids, paths): text, never rich markup
-            t.add_row(escape(i.kind), escape(i.name), _human(i.bytes) if i.bytes else "-",
-                      f"{(now - i.last_used) / 86400:.1f} d ago", escape(i.detail))
+            t.add_row(cell(i.kind), cell(i.name), _human(i.bytes) if i.bytes else "-",
+                      f"{(now - i.last_used) / 86400:.1f} d ago", cell(i.detail))
         console().print(t)
         return 0
     removed = prune(root, older_than_days=args.older_than, dry_run=args.dry_run)
