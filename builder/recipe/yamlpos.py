@@ -14,10 +14,16 @@ from typing import Any
 import yaml
 
 from builder.diagnostics import Diagnostic, Location, relpath
+from builder.userfile import InputFileError, read_bytes
 
 # libyaml's composer when available (about 2x faster on 1,000 recipes); node marks are the same
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_BYTES = 1 << 20  # a recipe is a few KB; 1 MiB is generous and keeps a 10 MB file out
+# Anchors and aliases stay allowed (a shared env block), but every node an alias expands to is
+# counted: 9 aliases of 9 aliases of ... is a 1 KB file that expands to 9**8 nodes (a "billion
+# laughs" bomb). The largest example recipe has under 100 nodes.
+MAX_NODES = 10_000
+MAX_DEPTH = 32  # a recipe is 4 levels deep; libyaml itself stops at 1,000
 Path_ = tuple[str | int, ...]
 
 
@@ -60,17 +66,12 @@ def load_document(file: Path, text: str | None = None) -> tuple[Document, list[D
 
     if text is None:
         try:
-            size = file.stat().st_size
-            if size > MAX_BYTES:
-                return doc, diag("yaml-too-large", f"recipe is {size} bytes; the limit is {MAX_BYTES} bytes "
+            raw = read_bytes(file, limit=MAX_BYTES, what="recipe file")
+        except InputFileError as exc:
+            if exc.rule == "file-too-large":
+                return doc, diag("yaml-too-large", f"recipe is larger than {MAX_BYTES} bytes, the limit "
                                  "(a recipe holds configuration, not data)")
-            raw = file.read_bytes()
-        except FileNotFoundError:
-            return doc, [Diagnostic("file-not-found", "error", "no such file", Location(where))]
-        except IsADirectoryError:
-            return doc, [Diagnostic("file-not-found", "error", "is a directory, expected a recipe file", Location(where))]
-        except OSError as exc:
-            return doc, [Diagnostic("file-unreadable", "error", f"cannot read: {exc.strerror}", Location(where))]
+            return doc, [Diagnostic(exc.rule, "error", exc.message, Location(where))]
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -78,6 +79,9 @@ def load_document(file: Path, text: str | None = None) -> tuple[Document, list[D
             col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
             return doc, diag("yaml-encoding", f"not UTF-8 (byte 0x{raw[exc.start]:02x}); save the recipe as UTF-8",
                              line, col)
+    elif len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        return doc, diag("yaml-too-large", f"recipe is larger than {MAX_BYTES} bytes, the limit "
+                         "(a recipe holds configuration, not data)")
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\x00" in text:
@@ -107,7 +111,7 @@ def load_document(file: Path, text: str | None = None) -> tuple[Document, list[D
         m = nodes[1].start_mark
         return doc, diag("yaml-multi-document", "a recipe is one YAML document; split this file", m.line + 1, m.column + 1)
     try:
-        doc.data = _build(nodes[0], (), doc)
+        doc.data = _Builder(doc).build(nodes[0], ())
     except _Error as exc:
         return doc, diag(exc.rule, exc.message, exc.line, exc.col)
     except RecursionError:
@@ -118,33 +122,58 @@ def load_document(file: Path, text: str | None = None) -> tuple[Document, list[D
 _constructor = yaml.SafeLoader(stream="")
 
 
-def _build(node: yaml.Node, path: Path_, doc: Document) -> Any:
-    doc.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise _Error("yaml-merge-key", "YAML merge keys (<<) are not supported in recipes; write the keys out",
-                             key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise _Error("yaml-key-type", "mapping keys must be plain strings",
-                             key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            key = key_node.value
-            kpos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if key in out:
-                first = doc.key_positions.get(path + (key,), kpos)
-                raise _Error("yaml-duplicate-key", f"duplicate key '{key}' (first defined at line {first[0]}); "
-                             "YAML would silently keep only the last one", *kpos)
-            doc.key_positions[path + (key,)] = kpos
-            out[key] = _build(value_node, path + (key,), doc)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(child, path + (i,), doc) for i, child in enumerate(node.value)]
+class _Builder:
+    """Plain values from nodes, with a position per path, within the node and depth budgets."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.count = 0
+        self.seen: set[int] = set()  # ids of nodes built once: meeting one again is an alias
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        doc = self.doc
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        self.count += 1
+        if self.count > MAX_NODES:
+            alias = " (YAML aliases expand to a copy per use)" if id(node) in self.seen else ""
+            raise _Error("yaml-too-many-nodes", f"recipe has more than {MAX_NODES} values{alias}; a recipe "
+                         "holds a few dozen", line, col)
+        if len(path) > MAX_DEPTH:
+            raise _Error("yaml-too-deep", f"values nested more than {MAX_DEPTH} levels deep; a recipe is a "
+                         "few levels deep", line, col)
+        self.seen.add(id(node))
+        doc.positions[path] = (line, col)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise _Error("yaml-merge-key", "YAML merge keys (<<) are not supported in recipes; write the "
+                                 "keys out", key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise _Error("yaml-key-type", "mapping keys must be plain strings",
+                                 key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                key = key_node.value
+                kpos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                if key in out:
+                    first = doc.key_positions.get(path + (key,), kpos)
+                    raise _Error("yaml-duplicate-key", f"duplicate key '{key}' (first defined at line {first[0]}); "
+                                 "YAML would silently keep only the last one", *kpos)
+                doc.key_positions[path + (key,)] = kpos
+                out[key] = self.build(value_node, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+        return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
     try:
         value = _constructor.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
         raise _Error("yaml-value", f"cannot read value: {exc.problem}", node.start_mark.line + 1,
                      node.start_mark.column + 1) from None
+    finally:
+        _constructor.constructed_objects.pop(node, None)  # the shared constructor would keep every node
     if isinstance(value, (bytes, bytearray)) or type(value).__name__ in ("date", "datetime"):
         # YAML turns 2024-01-01 into a date: in a recipe every such value is meant as text.
         value = node.value
