@@ -36,6 +36,10 @@ def validate_loaded(loaded: LoadedRecipe, *, with_fit: bool = True, cache_dir: P
     # LMI's built-in handlers only
     if with_fit and loaded.recipe.model.bake and not loaded.recipe.model.entry_point:
         diags += _fit(loaded, resolved, cache_dir)
+    if with_fit:  # every baked file must fit one image layer (builder/image/layer_check.py)
+        from builder.image.layer_check import layer_diagnostics
+
+        diags += layer_diagnostics(loaded, cache_dir)
     return diags
 
 

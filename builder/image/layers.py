@@ -108,7 +108,9 @@ def own_layer_budget(base_layers: int | None) -> int:
 
 
 def human_bytes(n: int) -> str:
-    return f"{n / GiB:.1f} GiB" if n >= GiB else f"{n / MiB:.1f} MiB"
+    if n >= GiB:
+        return f"{n / GiB:.1f} GiB"
+    return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n / 1024:.1f} KiB"
 
 
 def _limit_text(limit: int) -> str:
@@ -176,15 +178,19 @@ def _group_big(lists: list[list[str]], sizes: dict[str, int], slots: int, limit:
                                f"or fewer, larger files")
 
 
+SPLIT_HINT = "split it into shards: save_pretrained(..., max_shard_size=\"5GB\") writes files of a chosen size"
+
+
+def oversize_message(name: str, size: int, limit: int = MAX_LAYER_BYTES, what: str = "model") -> str:
+    return (f"{what} file {name} is {size:,} bytes ({human_bytes(size)}), more than one image layer may hold: "
+            f"{_limit_text(limit)} (ECR's 52,000 MiB layer limit less room for tar and gzip framing)")
+
+
 def check_file_sizes(files: dict[str, int], limit: int = MAX_LAYER_BYTES, what: str = "model") -> None:
     """A file larger than one layer may hold is an error naming the file and the limit."""
     for name in sorted(files, key=_natural):
         if files[name] > limit:
-            raise LayerLimitError(f"{what} file {name} is {human_bytes(files[name])}, more than one image layer "
-                                  f"may hold: {_limit_text(limit)} (ECR's 52,000 MiB layer limit less room for "
-                                  f"tar and gzip framing)", file=name,
-                                  hint="split it (save_pretrained(max_shard_size=...) writes shards of a chosen "
-                                       "size, e.g. '5GB')")
+            raise LayerLimitError(oversize_message(name, files[name], limit, what), file=name, hint=SPLIT_HINT)
 
 
 def plan_groups(model: dict[str, int], compiled: dict[str, int], config: dict[str, int], *,

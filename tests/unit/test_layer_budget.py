@@ -78,7 +78,7 @@ def test_file_larger_than_a_layer_is_an_error_naming_it_and_the_limit():
     with pytest.raises(LayerLimitError) as exc:
         plan_groups(model, {}, CONFIG)
     assert exc.value.file == "consolidated.pth"
-    assert "consolidated.pth" in str(exc.value) and "51,200 MiB" in str(exc.value)
+    assert "consolidated.pth" in str(exc.value) and "51,200 MiB" in str(exc.value) and f"{MAX_LAYER_BYTES + 1:,} bytes" in str(exc.value)
     assert plan_groups({"x.bin": MAX_LAYER_BYTES}, {}, CONFIG)  # at the limit: fits
 
 
