@@ -121,17 +121,20 @@ class RangeWatch:
 
     def check(self, header: str | None, sent: int) -> bool:
         """After a PATCH; ``sent``: bytes sent in this session so far. True when the session just
-        became untrusted. Raises ValueError (with the reason) when the answer cannot be right."""
+        became untrusted. Raises ValueError (with the reason) when an honest Range says bytes were lost."""
         end = range_end(header)
         if sent == 0:
             return False  # "0-0" is what an empty session reports: nothing to compare
         if end is None:
             was, self.trusted = self.trusted, False  # no Range at all: nothing to verify against
             return was
-        if end > sent - 1:
-            raise ValueError(f"the registry reports {end + 1} bytes stored, but {sent} were sent")
         if not self.trusted:
             return False
+        if end > sent - 1:
+            # more than was sent: not a loss, a Range kept another way (artifact-keeper/artifact-keeper#1349
+            # reports one byte too many); the digest check decides
+            self.trusted = False
+            return True
         if end == sent - 1:
             self.previous = end
             return False
@@ -409,8 +412,8 @@ class RegistryClient:
                                stage=self.stage,
                                hint="the registry lost part of the upload; re-running uploads this blob again") from None
         if stale:
-            console.info(f"    registry {self.host}: upload Range stopped advancing (as ECR's does); "
-                         "counting the bytes sent, the digest check of the final PUT decides")
+            console.info(f"    registry {self.host}: upload Range does not follow the bytes sent (ECR's stops "
+                         "advancing); counting the bytes sent, the digest check of the final PUT decides")
 
     def finish_upload(self, location: str, digest: str, data: bytes = b"") -> None:
         """PUT ?digest= (with the last part, if any): the registry hashes what it stored and refuses a
