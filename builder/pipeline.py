@@ -36,6 +36,7 @@ class BuildOptions(BaseModel):
     push: bool = False
     registry: str | None = None
     assembler: Literal["docker", "registry"] = "docker"
+    manifest_format: Literal["docker", "oci"] = "docker"  # registry assembler (builder/registry/manifest.py)
     compile_executor: Literal["docker", "local"] | None = None
     skip_smoke: bool = False
     allow_dev_runtime: bool = False
@@ -69,6 +70,9 @@ def _check_options(opts: BuildOptions) -> None:
 
     if opts.assembler == "registry" and not opts.registry:
         raise UsageError("--assembler registry needs --registry HOST[:PORT]/REPO")
+    if opts.manifest_format != "docker" and opts.assembler != "registry":
+        raise UsageError(f"--manifest-format {opts.manifest_format} needs --assembler registry "
+                         "(docker push writes Docker v2 schema 2 manifests)")
     if opts.registry:
         from builder.publish.models import split_registry
 
@@ -109,6 +113,10 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             st.status = "failed"
             raise DiagnosticError([d for d in diags if d.severity == "error"])
     recipe = loaded.recipe
+    if opts.assembler == "registry":  # a format the target refuses (SageMaker: OCI): now, before fetch or upload
+        from builder.registry.assemble import check_target
+
+        check_target(opts.manifest_format, "gzip", recipe.target.instance_type)
 
     # ----------------------------------------------------------------- resolve
     with record.timed("resolve") as st:
@@ -204,6 +212,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
 
             console.step(f"assemble in registry {opts.registry}")
             result = assemble_in_registry(resolved, registry=opts.registry, base_ref=base_image or "",
+                                          manifest_format=opts.manifest_format,
                                           model_dir=model_dir, compiled_dir=compiled_dir, extra_files=extra_files,
                                           credentials=_registry_credentials(opts.registry),
                                           base_credentials=_registry_credentials(base_image or ""),

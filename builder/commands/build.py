@@ -29,6 +29,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tag", dest="tags", action="append", default=[], help="extra tag (repeatable)")
     g.add_argument("--assembler", choices=["docker", "registry"], default="docker",
                    help="docker: build with the local engine (default); registry: assemble in --registry, no daemon")
+    g.add_argument("--manifest-format", choices=["docker", "oci"], default="docker",
+                   help="registry assembler: docker (v2 schema 2, gzip layers; default, what SageMaker accepts) "
+                        "or oci (refused for ml.* SageMaker targets)")
     g.add_argument("--compile-executor", choices=["docker", "local"],
                    help="run the AOT compile in the runtime image (docker) or in this environment (local)")
     s = p.add_argument_group("smoke")
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         recipe=args.recipe, report=args.report, cache_dir=args.cache_dir, base_image=args.base_image,
         allow_unpinned_base=args.allow_unpinned_base, no_cache=args.no_cache, pull=args.pull, tags=args.tags,
         smoke=args.smoke, force_smoke=args.force_smoke, accelerators=args.accelerators, push=args.push,
-        registry=args.registry, assembler=args.assembler, compile_executor=args.compile_executor,
+        registry=args.registry, assembler=args.assembler, manifest_format=args.manifest_format,
+        compile_executor=args.compile_executor,
         skip_smoke=args.skip_smoke, allow_dev_runtime=args.allow_dev_runtime, lmi_check=args.lmi_check)
     record = run_build(opts)
     # stdout carries one machine-readable line: the image reference (pinned when assembled in a registry)

@@ -1,10 +1,12 @@
 """Registry-native assembly: the model image is made inside the target registry, no Docker daemon.
 
 Steps (containers-and-registries.md §9.3, generalised): read the base's manifest and config by
-digest; get every base blob into the target repository (skip / cross-repo mount / stream registry
-to registry); upload our layers (weights shards, compiled, config last, from
+digest; check that the chosen manifest format can carry the base's layers and suits the target
+(before any upload); get every base blob into the target repository (skip / cross-repo mount /
+stream registry to registry); upload our layers (gzip, weights shards, compiled, config last, from
 ``builder.image.layers``, the same plan the Docker bake uses); upload the derived config; PUT the
 manifest **by digest** (no tag moves here: publishing is a separate, verified tag move).
+Manifest: Docker v2 schema 2 by default, OCI on request (``builder.registry.manifest``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from builder import __version__, console
-from builder.diagnostics import BuilderError
+from builder.diagnostics import BuilderError, UsageError
 from builder.image import identity as _identity
 from builder.image.bake import config_files as _config_files
 from builder.image.digests import FileDigestCache
@@ -35,16 +37,28 @@ from builder.registry.client import (
     RegistryClient,
     RegistryCredentials,
 )
-from builder.registry.imageconfig import EPOCH, OCI_CONFIG, build_config, build_manifest
+from builder.registry.imageconfig import EPOCH, build_config
 from builder.registry.layerblobs import (
     FORMAT,
+    GZIP_ENCODER,
     Compression,
     LayerBlob,
     LayerMemo,
     LayerStream,
     canonical_json,
-    file_chunks,
     layer_key,
+)
+from builder.registry.manifest import (
+    DEFAULT_FORMAT,
+    MANIFEST_MEDIA,
+    OCI_CONFIG,
+    UNCOMPRESSED,
+    FormatError,
+    ManifestFormat,
+    base_layer_media,
+    build_manifest,
+    layer_media,
+    target_refusal,
 )
 from builder.registry.transfer import Outcome, Ticker, ensure_base_blob, human, stream_upload
 
@@ -65,6 +79,7 @@ class LayerResult(BaseModel):
 class AssembleResult(BaseModel):
     reference: str  # HOST/REPO@sha256:... (pinned)
     digest: str
+    media_type: str  # of the manifest (Docker v2 schema 2 or OCI)
     repository: str  # HOST/REPO
     base: dict[str, str]  # reference, manifest digest, platform
     config_digest: str
@@ -103,7 +118,39 @@ def read_base(client: RegistryClient, ref: reference.ImageRef, platform: str = "
     cfg_bytes = client.get_blob(ref.repo, cfg_desc["digest"]).content
     if "sha256:" + hashlib.sha256(cfg_bytes).hexdigest() != cfg_desc["digest"]:
         raise BuilderError(f"base {ref}: config blob does not match its digest", stage=STAGE)
-    return BaseImage(ref=str(ref), digest=digest, config=json.loads(cfg_bytes), layers=manifest["layers"])
+    config = json.loads(cfg_bytes)
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    if len(diff_ids) != len(manifest["layers"]):
+        # our config appends to rootfs.diff_ids: a base whose counts differ makes an image no engine runs
+        raise BuilderError(f"base {ref}: its config lists {len(diff_ids)} diff_ids for {len(manifest['layers'])} "
+                           "layers", stage=STAGE, hint="the base image is malformed; rebuild or re-push it")
+    return BaseImage(ref=str(ref), digest=digest, config=config, layers=manifest["layers"])
+
+
+def check_target(fmt: ManifestFormat, compression: Compression, instance_type: str | None) -> None:
+    """A format the target's platform refuses (SageMaker: OCI) is a usage error, raised before any read."""
+    refusal = target_refusal(fmt, instance_type)
+    if refusal:
+        raise UsageError(f"--manifest-format {fmt}: {refusal}",
+                         hint="use --manifest-format docker (the default) for SageMaker targets")
+    try:
+        layer_media(fmt, compression)
+    except FormatError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_base_layers(fmt: ManifestFormat, base_img: BaseImage) -> None:
+    """Base layers the format cannot carry are refused before the first upload."""
+    try:
+        for i, desc in enumerate(base_img.layers):
+            base_layer_media(fmt, desc.get("mediaType", ""), i)
+    except FormatError as exc:
+        raise BuilderError(f"base {base_img.ref}: {exc}", stage=STAGE,
+                           hint="use --manifest-format oci, or a base image whose layers are gzip") from None
+    uncompressed = [i for i, d in enumerate(base_img.layers) if d.get("mediaType") in UNCOMPRESSED]
+    if uncompressed:
+        console.warn(f"base {base_img.ref}: layer(s) {uncompressed} are uncompressed tars; kept as they are, "
+                     "but some clients and validators (crane validate) expect gzip layers")
 
 
 def _push_layer(target: RegistryClient, repo: str, layer: Layer, memo: LayerMemo,
@@ -115,20 +162,14 @@ def _push_layer(target: RegistryClient, repo: str, layer: Layer, memo: LayerMemo
         console.info(f"  {layer.name}: skipped (unchanged, in registry, {human(known.size)})")
         return known, Outcome(skipped=True)
     ticker = Ticker(layer.name, layer.size)
-    spooled = memo.blob_path(known.digest) if known is not None and compression == "gzip" else None
-    if known is not None and spooled is not None and spooled.exists():
-        sent = stream_upload(target, repo, file_chunks(spooled, ticker), lambda: known.digest)
-        blob = known
-    else:
-        # gzip: keep the compressed bytes, so an unchanged layer is never compressed again
-        stream = LayerStream(layer, compression, progress=ticker,
-                             spool=memo.blob_path if compression == "gzip" else None)
-        sent = stream_upload(target, repo, stream, lambda: stream.result().digest)
-        blob = stream.result()
-        if known is not None and known.digest != blob.digest:
-            raise BuilderError(f"layer {layer.name} changed while it was read (digest {blob.digest[:19]}, "
-                               f"remembered {known.digest[:19]})", stage=STAGE, hint="run the build again")
-        memo.put(key, blob)
+    # stored-block gzip costs a crc32 pass: re-encoding from the source is as cheap as a kept copy
+    stream = LayerStream(layer, compression, progress=ticker)
+    sent = stream_upload(target, repo, stream, lambda: stream.result().digest)
+    blob = stream.result()
+    if known is not None and known.digest != blob.digest:
+        raise BuilderError(f"layer {layer.name} changed while it was read (digest {blob.digest[:19]}, "
+                           f"remembered {known.digest[:19]})", stage=STAGE, hint="run the build again")
+    memo.put(key, blob)
     console.info(f"  {layer.name}: uploaded {human(sent)} in {time.monotonic() - start:.1f} s")
     return blob, Outcome(uploaded=True, bytes_moved=sent)
 
@@ -140,9 +181,14 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
                          labels: dict[str, str] | None = None, env: dict[str, str] | None = None,
                          model_digest: str | None = None, compile_labels: dict[str, Any] | None = None,
                          compile_key: str | None = None, recipe_file: Path | None = None, created: str | None = None,
-                         compression: Compression = "none", platform: str = "linux/amd64",
-                         split_threshold: int = 256 << 20) -> AssembleResult:
+                         compression: Compression = "gzip", platform: str = "linux/amd64",
+                         split_threshold: int = 256 << 20,
+                         manifest_format: ManifestFormat = DEFAULT_FORMAT) -> AssembleResult:
     """Assemble ``resolved``'s image in ``registry`` (``HOST/REPO``) on top of ``base_ref``.
+
+    ``manifest_format``: ``docker`` (v2 schema 2, gzip layers: what SageMaker, containerd and Docker
+    all accept) or ``oci``; refused before any upload when the target (``ml.*``: SageMaker) or the
+    base's layer types cannot honour it (``builder.registry.manifest``).
 
     ``labels`` default to the Docker bake's (``builder.image.metadata.model_labels``, same arguments),
     ``env`` to the recipe's ``env:`` (added to the base's Env, ours win), so both assemblers agree.
@@ -157,8 +203,11 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
     source = target if same_host else RegistryClient(base.host, base_credentials, stage=STAGE)
     repo = target_ref.repo
 
-    console.step(f"assemble in {target_ref.name} (base {base_ref}, no Docker daemon)")
+    instance_type = getattr(getattr(getattr(resolved, "recipe", None), "target", None), "instance_type", None)
+    check_target(manifest_format, compression, instance_type)
+    console.step(f"assemble in {target_ref.name} (base {base_ref}, {manifest_format} manifest, no Docker daemon)")
     base_img = read_base(source, base, platform)
+    check_base_layers(manifest_format, base_img)
     target.ping()
 
     # the default cache (not None): without it every run re-reads and re-uploads the model layers
@@ -200,12 +249,12 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
         target.upload_bytes(repo, config_digest, config_blob)
         config_sent = len(config_blob)
     manifest = build_manifest(base_img.layers, config_blob, config_digest, [b for _, b in ours],
-                              base_digest=base_img.digest)
+                              base_digest=base_img.digest, fmt=manifest_format, compression=compression)
     digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     existed = target.manifest_digest(repo, digest) is not None
     manifest_sent = 0
     if not existed:
-        target.put_manifest(repo, digest, manifest, OCI_MANIFEST)
+        target.put_manifest(repo, digest, manifest, MANIFEST_MEDIA[manifest_format])
         manifest_sent = len(manifest)
     total = sum(r.bytes_uploaded for r in results) + config_sent + manifest_sent
     pinned = target_ref.pinned(digest)
@@ -219,6 +268,8 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
         "image_digest": ident.digest,
         "base": {"manifest_digest": base_img.digest, "platform": platform},
         "compression": compression,
+        "gzip_encoder": GZIP_ENCODER if compression == "gzip" else None,
+        "manifest_format": manifest_format,
         "created": EPOCH,
         "layers": [{"name": lay.name, "kind": lay.kind, "diff_id": b.diff_id,
                     "files": [{"path": e.arcname, "mode": oct(e.mode), "size": e.size} for e in lay.files]}
@@ -226,7 +277,8 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
         "labels": image_labels,
         "env": image_env,
     }
-    return AssembleResult(reference=pinned, digest=digest, repository=target_ref.name,
+    return AssembleResult(reference=pinned, digest=digest, media_type=MANIFEST_MEDIA[manifest_format],
+                          repository=target_ref.name,
                           base={"reference": str(base), "digest": base_img.digest, "platform": platform},
                           config_digest=config_digest, layers=results, bytes_uploaded=total, inputs=inputs,
                           identity=ident, seconds=seconds)

@@ -1,4 +1,4 @@
-"""Image config and manifest of an assembled image, derived from the base's config.
+"""Image config of an assembled image, derived from the base's config (the manifest: ``manifest.py``).
 
 Kept from the base: everything (Entrypoint, Cmd, Env, WorkingDir, ExposedPorts, User, ...); ours are
 merged on top (labels, env: ours win on the same key), one history entry per added layer. Every
@@ -14,17 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from builder.image.layers import Layer
-from builder.registry.client import OCI_MANIFEST
-from builder.registry.layerblobs import LayerBlob, canonical_json
+from builder.registry.layerblobs import LayerBlob
 
 EPOCH = "1970-01-01T00:00:00Z"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-_TO_OCI = {
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-}
 
 
 def _merge_env(base: Sequence[str], ours: Mapping[str, str]) -> list[str]:
@@ -60,21 +52,3 @@ def build_config(base_config: dict[str, Any], layers: Sequence[tuple[Layer, Laye
                         "comment": f"{len(layer.files)} file(s), {layer.size} bytes"})
     cfg["history"] = history
     return cfg
-
-
-def build_manifest(base_layers: Sequence[dict[str, Any]], config_blob: bytes, config_digest: str,
-                   layers: Sequence[LayerBlob], *, base_digest: str) -> bytes:
-    """OCI image manifest (canonical JSON). Base layers keep their digests; docker media types are
-    mapped to their OCI names (same bytes, same digest)."""
-    items = [{"mediaType": _TO_OCI.get(d["mediaType"], d["mediaType"]), "digest": d["digest"], "size": d["size"],
-              **({"urls": d["urls"]} if d.get("urls") else {})} for d in base_layers]
-    items += [{"mediaType": b.media_type, "digest": b.digest, "size": b.size} for b in layers]
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_blob)},
-        "layers": items,
-        # the base's name is deliberately not here: it differs between registries, the digest does not
-        "annotations": {"org.opencontainers.image.base.digest": base_digest},
-    }
-    return canonical_json(manifest)

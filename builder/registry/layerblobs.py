@@ -5,9 +5,11 @@ A layer's digest is remembered under a key made of every entry's name, mode, siz
 file's identity (path, size, mtime_ns, inode), so an unchanged layer is recognised by ``stat`` alone:
 a config-only rebuild reads no weight bytes at all (DESIGN.md "Performance facts").
 
-Compression ``none`` (default): blob digest == diff_id, one sha256 pass, and byte-identical output on
-every machine (no dependency on the zlib version). ``gzip``: deterministic (mtime 0, fixed level);
-the compressed blob is kept in the cache so an unchanged layer is never compressed twice.
+Compression ``gzip`` (default): a gzip stream of stored deflate blocks written by ``StoredGzip``
+(docs/registry-assembly.md "Layer compression": chosen by measurement over zlib 0/1, isal and
+zlib-ng). Docker v2 schema 2 layers must be gzip (SageMaker, crane validate); the blob digest differs
+from the diff_id (sha256 of the uncompressed tar, in the config), both learnt in the one pass.
+``none``: the uncompressed tar (blob digest == diff_id), only for OCI manifests.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -25,22 +28,22 @@ from pydantic import BaseModel
 
 from builder.image.layers import CHUNK, Layer, iter_entries_tar, layer_items
 
-Compression = Literal["none", "gzip"]
+Compression = Literal["gzip", "none"]
 FORMAT = "registry-layer-v1"
-GZIP_LEVEL = 1  # weights hardly compress; level 1 keeps the CPU cost down (docs: measured)
-MEDIA = {"none": "application/vnd.oci.image.layer.v1.tar", "gzip": "application/vnd.oci.image.layer.v1.tar+gzip"}
+GZIP_ENCODER = "stored-v1"  # what "gzip" means: part of every layer key and of the recorded inputs
 
 
 class LayerBlob(BaseModel):
-    digest: str  # of the blob as uploaded
-    diff_id: str  # of the uncompressed tar
-    size: int
-    media_type: str
+    digest: str  # of the blob as uploaded (compressed)
+    diff_id: str  # of the uncompressed tar (the config's rootfs.diff_ids)
+    size: int  # of the blob as uploaded
+    compression: Compression = "gzip"
 
 
 def layer_key(layer: Layer, compression: Compression) -> str:
     """Cheap identity of a layer's bytes: names, modes, sizes and source file identities (no reads)."""
-    h = hashlib.sha256(f"{FORMAT}|{compression}|{GZIP_LEVEL}|{layer.kind}\n".encode())
+    encoder = GZIP_ENCODER if compression == "gzip" else "none"
+    h = hashlib.sha256(f"{FORMAT}|{encoder}|{layer.kind}\n".encode())
     for arcname, entry in layer_items(layer):
         ident = "dir"
         if entry.source is not None:
@@ -51,7 +54,8 @@ def layer_key(layer: Layer, compression: Compression) -> str:
 
 
 class LayerMemo:
-    """``<cache>/registry/layers/<key>.json`` -> LayerBlob; gzip blobs in ``<cache>/registry/blobs``."""
+    """``<cache>/registry/layers/<key>.json`` -> LayerBlob (digests only: no blob is kept, re-encoding
+    stored blocks costs no more than reading a kept copy, and a copy would double the disk a model needs)."""
 
     def __init__(self, root: Path | None):
         self.root = Path(root) / "registry" if root is not None else None
@@ -74,85 +78,99 @@ class LayerMemo:
             fh.write(blob.model_dump_json())
         os.replace(tmp, folder / f"{key}.json")  # atomic: never a half-written entry
 
-    def blob_path(self, digest: str) -> Path | None:
-        if self.root is None:
-            return None
-        return self.root / "blobs" / digest.replace(":", "-")
-
 
 class LayerStream:
-    """Iterate to get the blob bytes; afterwards ``result()`` has digest, diff_id and size.
+    """Iterate to get the blob bytes; afterwards ``result()`` has digest, diff_id and size."""
 
-    ``spool``: a function of the blob digest giving a path; the blob is also written there
-    (temporary name, renamed once complete and its digest known)."""
-
-    def __init__(self, layer: Layer, compression: Compression, *, spool: Callable[[str], Path | None] | None = None,
-                 progress: Callable[[int], None] | None = None):
+    def __init__(self, layer: Layer, compression: Compression, *, progress: Callable[[int], None] | None = None):
         self.layer = layer
         self.compression = compression
-        self.spool = spool
         self.progress = progress
         self._diff = hashlib.sha256()
         self._blob = hashlib.sha256()
         self._size = 0
         self._done = False
 
-    def _emit(self, data: bytes, spool_fh) -> bytes:
+    def _emit(self, data: bytes) -> bytes:
         self._blob.update(data)
         self._size += len(data)
-        if spool_fh is not None:
-            spool_fh.write(data)
         if self.progress:
             self.progress(self._size)
         return data
 
     def __iter__(self) -> Iterator[bytes]:
-        spool_fh = None
-        tmp = None
-        where = self.spool("sha256:") if self.spool is not None else None
-        if where is not None:
-            where.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=where.parent, prefix=".tmp-blob-")
-            spool_fh = os.fdopen(fd, "wb")
-        try:
-            comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if self.compression == "gzip" else None
-            buf = bytearray()
-            for chunk in iter_entries_tar(layer_items(self.layer)):
-                self._diff.update(chunk)
-                if comp is not None:
-                    chunk = comp.compress(chunk)
-                buf += chunk
-                if len(buf) >= CHUNK:  # tar headers come in 512-byte pieces: send MiB-sized chunks
-                    yield self._emit(bytes(buf), spool_fh)
-                    buf.clear()
-            if comp is not None:
-                buf += comp.flush()
-            if buf:
-                yield self._emit(bytes(buf), spool_fh)
-            self._done = True
-        finally:
-            if spool_fh is not None:
-                spool_fh.close()
-                final = self.spool("sha256:" + self._blob.hexdigest()) if self._done and self.spool else None
-                if final is not None and tmp:
-                    os.replace(tmp, final)
-                elif tmp:
-                    os.unlink(tmp)
+        comp = StoredGzip() if self.compression == "gzip" else None
+        buf = bytearray()
+        for chunk in iter_entries_tar(layer_items(self.layer)):
+            self._diff.update(chunk)
+            buf += comp.compress(chunk) if comp is not None else chunk
+            if len(buf) >= CHUNK:  # tar headers come in 512-byte pieces: send MiB-sized chunks
+                yield self._emit(bytes(buf))
+                buf.clear()
+        if comp is not None:
+            buf += comp.flush()
+        if buf:
+            yield self._emit(bytes(buf))
+        self._done = True
 
     def result(self) -> LayerBlob:
         assert self._done, "stream not fully consumed"
         return LayerBlob(digest="sha256:" + self._blob.hexdigest(), diff_id="sha256:" + self._diff.hexdigest(),
-                         size=self._size, media_type=MEDIA[self.compression])
+                         size=self._size, compression=self.compression)
 
 
-def file_chunks(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
-    done = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            done += len(chunk)
-            if progress:
-                progress(done)
-            yield chunk
+class StoredGzip:
+    """A gzip stream of stored (uncompressed) deflate blocks, written here rather than by zlib.
+
+    Why: weights hardly compress, and every gzip level that does compress runs far below the upload
+    rate (docs/registry-assembly.md, "Layer compression"), while stored blocks cost one crc32 pass.
+    Writing the blocks ourselves makes the bytes a function of the input alone (block boundaries at
+    fixed 65,535-byte offsets, never of how the input was chunked, nor of the zlib version), so the
+    digest is the same on every machine. RFC 1952 header with mtime 0, no file name, XFL 0, OS 255;
+    RFC 1951 non-final stored blocks; an empty final stored block; crc32 and size mod 2**32."""
+
+    BLOCK = 0xFFFF
+    HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    _BLOCK_HEAD = b"\x00" + struct.pack("<HH", 0xFFFF, 0)  # BFINAL=0, BTYPE=00, LEN, NLEN
+
+    def __init__(self) -> None:
+        self._crc = 0
+        self._size = 0
+        self._pending = b""
+        self._started = False
+
+    def compress(self, data: bytes) -> bytes:
+        out: list[bytes | memoryview] = []
+        if not self._started:
+            out.append(self.HEADER)
+            self._started = True
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        view = memoryview(data)
+        at = 0
+        if self._pending:  # complete the block begun by the previous call (no copy of the rest)
+            at = min(self.BLOCK - len(self._pending), len(data))
+            self._pending += bytes(view[:at])
+            if len(self._pending) < self.BLOCK:
+                return b"".join(out)
+            out += [self._BLOCK_HEAD, self._pending]
+            self._pending = b""
+        end = at + (len(data) - at) // self.BLOCK * self.BLOCK
+        for i in range(at, end, self.BLOCK):
+            out += [self._BLOCK_HEAD, view[i:i + self.BLOCK]]
+        self._pending = bytes(view[end:])
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        out = [] if self._started else [self.HEADER]
+        self._started = True
+        if self._pending:
+            n = len(self._pending)
+            out += [b"\x00" + struct.pack("<HH", n, n ^ 0xFFFF), self._pending]
+            self._pending = b""
+        out.append(b"\x01\x00\x00\xff\xff")  # the final block: stored, empty
+        out.append(struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
+        return b"".join(out)
 
 
 def canonical_json(data: object) -> bytes:

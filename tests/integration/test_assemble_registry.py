@@ -1,7 +1,9 @@
 """Registry-native assembly against Debian's docker-registry on 127.0.0.1 (no Docker daemon needed).
 
 The base image is made directly in the registry with our own client (a layer tar + config +
-manifest), so these tests need neither an engine nor a pull.
+manifest), so these tests need neither an engine nor a pull. A third-party validator
+(``crane validate --remote``, tests/support/validator_fixtures.py) checks the images; the last test
+pulls one into the local engine and runs it (that one needs Docker).
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from pydantic import SecretStr
 
 from builder.diagnostics import BuilderError
 from builder.registry import assemble_in_registry, move_tag
-from builder.registry.client import DOCKER_MANIFEST, RegistryClient, RegistryCredentials
+from builder.registry.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient, RegistryCredentials
+from builder.registry.manifest import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_TAR,
+)
 
 pytestmark = pytest.mark.registry
 
@@ -59,12 +68,12 @@ def push_base(host: str, repo: str, tag: str = "base", creds=None, payload: byte
     return f"{host}/{repo}@{client.put_manifest(repo, tag, manifest, DOCKER_MANIFEST)}"
 
 
-def make_resolved(tmp: Path, option: dict | None = None):
+def make_resolved(tmp: Path, option: dict | None = None, instance_type: str = "ml.m5.xlarge"):
     from builder.lmi.resolve import resolve
     from builder.recipe.model import Recipe
 
     data = {"name": "tiny", "model": {"path": "model"}, "container": {"family": "dev-cpu", "version": "0.34.0"},
-            "target": {"instance_type": "ml.m5.xlarge"},
+            "target": {"instance_type": instance_type},
             "serving": {"engine": "Python", "option": {"rolling_batch": "disable", **(option or {})}}}
     return resolve(Recipe.model_validate(data))
 
@@ -99,7 +108,10 @@ def fetch_image(host: str, ref: str, creds=None) -> tuple[dict, dict, dict[str, 
 
 
 def _assemble(reg_host: str, tmp: Path, base: str, model: Path, cache: Path, **kw):
-    return assemble_in_registry(kw.pop("resolved", None) or make_resolved(tmp), registry=f"{reg_host}/lmi/tiny",
+    # OCI manifests are refused for SageMaker (ml.*) targets: those tests target the EC2 instance
+    ec2 = kw.get("manifest_format") == "oci"
+    resolved = kw.pop("resolved", None) or make_resolved(tmp, instance_type="m5.xlarge" if ec2 else "ml.m5.xlarge")
+    return assemble_in_registry(resolved, registry=f"{reg_host}/lmi/tiny",
                                 base_ref=base, model_dir=model, compiled_dir=None, extra_files={},
                                 credentials=kw.pop("credentials", None), cache_dir=cache, **kw)
 
@@ -114,6 +126,10 @@ def test_assembled_image_has_base_and_our_layers(local_registry, tmp_path):
     assert res.layers[0].mounted  # same registry: cross-repo mount, no bytes
     manifest, config, files = fetch_image(local_registry.host, res.reference)
     assert len(manifest["layers"]) == 5
+    # the default: Docker v2 schema 2, gzip layers (SageMaker refuses OCI manifests)
+    assert manifest["mediaType"] == res.media_type == DOCKER_MANIFEST
+    assert manifest["config"]["mediaType"] == DOCKER_CONFIG
+    assert {d["mediaType"] for d in manifest["layers"]} == {DOCKER_LAYER_GZIP}
     inner = config["config"]
     assert inner["Entrypoint"] == ["/usr/bin/serve"] and inner["Cmd"] == ["serve"]
     assert inner["WorkingDir"] == "/opt/ml" and inner["ExposedPorts"] == {"8080/tcp": {}}
@@ -154,8 +170,8 @@ def test_one_changed_shard_reuploads_only_itself(local_registry, tmp_path):
     assert len(uploaded) == 1 and "00002" in uploaded[0]
 
 
-@pytest.mark.parametrize("compression", ["none", "gzip"])
-def test_reproducible_digest_from_scratch(restartable_registry, tmp_path, compression):
+@pytest.mark.parametrize(("fmt", "compression"), [("docker", "gzip"), ("oci", "gzip"), ("oci", "none")])
+def test_reproducible_digest_from_scratch(restartable_registry, tmp_path, fmt, compression):
     """Two builds from scratch (empty registry, empty cache, model files written anew) -> same digest."""
     import shutil
 
@@ -167,7 +183,7 @@ def test_reproducible_digest_from_scratch(restartable_registry, tmp_path, compre
         base = push_base(restartable_registry.host, "base/repro")
         model = make_model(tmp_path / f"model{i}", seed=7)  # same bytes, other path/inode/mtime
         res = _assemble(restartable_registry.host, tmp_path, base, model, tmp_path / f"cache-{i}",
-                        compression=compression)
+                        compression=compression, manifest_format=fmt)
         assert res.bytes_uploaded > 0
         digests.append(res.digest)
     assert digests[0] == digests[1]
@@ -238,3 +254,100 @@ def test_tag_move_is_verified_and_refuses_other_digest(local_registry, tmp_path)
     forced = move_tag(b.reference, "v1", credentials=None, force=True)
     assert forced.previous == a.digest
     assert RegistryClient(local_registry.host).manifest_digest("lmi/tiny", "v1") == b.digest
+
+
+def _media(host: str, ref: str) -> tuple[str, str, set[str]]:
+    manifest, _, _ = fetch_image(host, ref)
+    return manifest["mediaType"], manifest["config"]["mediaType"], {d["mediaType"] for d in manifest["layers"]}
+
+
+@pytest.mark.parametrize(("fmt", "expected"), [("docker", (DOCKER_MANIFEST, DOCKER_CONFIG, {DOCKER_LAYER_GZIP})),
+                                               ("oci", (OCI_MANIFEST, OCI_CONFIG, {OCI_LAYER_GZIP}))])
+def test_crane_validates_assembled_images(local_registry, crane, tmp_path, fmt, expected):
+    """crane checks every blob's digest and size and every layer's uncompressed sha256 (diff_id)."""
+    base = push_base(local_registry.host, f"base/crane-{fmt}")
+    model = make_model(tmp_path / "model", shards=2, size=300_000)
+    res = _assemble(local_registry.host, tmp_path, base, model, tmp_path / "cache", split_threshold=100_000,
+                    manifest_format=fmt)
+    assert _media(local_registry.host, res.reference) == expected
+    crane.assert_valid(res.reference)
+    crane.assert_valid(base)  # the base as a docker client would push it, for comparison
+
+
+def test_crane_refuses_uncompressed_layers(local_registry, crane, tmp_path):
+    """What the assembler used to make (OCI, uncompressed tars): the validator fails it, so it can fail."""
+    base = push_base(local_registry.host, "base/crane-none")
+    res = _assemble(local_registry.host, tmp_path, base, make_model(tmp_path / "model"), tmp_path / "cache",
+                    manifest_format="oci", compression="none")
+    assert OCI_LAYER_TAR in _media(local_registry.host, res.reference)[2]
+    proc = crane.validate(res.reference)
+    assert proc.returncode != 0 and "gzip" in proc.stdout + proc.stderr
+
+
+def test_zstd_base_is_refused_for_docker_before_any_upload(local_registry, tmp_path):
+    client = RegistryClient(local_registry.host, stage="test")
+    base = push_base(local_registry.host, "base/zstd")
+    repo, _, digest = base.split("/", 1)[1].partition("@")
+    manifest = json.loads(client.get_manifest(repo, digest)[0])
+    manifest["mediaType"] = OCI_MANIFEST
+    manifest["config"]["mediaType"] = OCI_CONFIG
+    manifest["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd"  # bytes unchanged
+    zstd_base = f"{local_registry.host}/{repo}@" + client.put_manifest(
+        repo, "zstd", json.dumps(manifest).encode(), OCI_MANIFEST)
+    mark = local_registry.log_mark()
+    with pytest.raises(BuilderError) as err:
+        _assemble(local_registry.host, tmp_path, zstd_base, make_model(tmp_path / "model"), tmp_path / "cache")
+    assert "zstd" in str(err.value) and "--manifest-format oci" in err.value.describe()
+    assert local_registry.blob_uploads(mark, repo="lmi/tiny") == 0
+
+
+@pytest.mark.docker
+def test_docker_pulls_and_runs_an_assembled_image(local_registry, crane, docker_client, rootfs_image, tmp_path):
+    """Docker accepts the image: a real base pushed by docker, our layers on top, pulled and run."""
+    import uuid
+
+    run = uuid.uuid4().hex[:8]
+    repo = f"{local_registry.host}/base/rootfs-{run}"
+    made: list[str] = []
+    try:
+        docker_client.images.get(rootfs_image).tag(repo, "v1")
+        made.append(f"{repo}:v1")
+        digest = None
+        for event in docker_client.api.push(repo, tag="v1", stream=True, decode=True):
+            assert "error" not in event, event
+            digest = (event.get("aux") or {}).get("Digest") or digest
+        base = f"{repo}@{digest}"
+        crane.assert_valid(base)  # an image the docker engine pushed
+        model = make_model(tmp_path / "model", shards=2, size=300_000)
+        res = _assemble(local_registry.host, tmp_path, base, model, tmp_path / "cache", split_threshold=100_000)
+        crane.assert_valid(res.reference)
+        for event in docker_client.api.pull(res.repository, tag=res.digest, stream=True, decode=True):
+            assert "error" not in event and "errorDetail" not in event, event
+        made.append(res.reference)
+        image = docker_client.images.get(res.reference)
+        _, config, _ = fetch_image(local_registry.host, res.reference)
+        assert image.attrs["RootFS"]["Layers"] == config["rootfs"]["diff_ids"]  # the engine's own diff_ids
+        shard = "model-00001-of-00002.safetensors"
+        out = docker_client.containers.run(
+            res.reference, ["sh", "-c", f"sha256sum /opt/ml/model/{shard}; cat /opt/ml/model/serving.properties"],
+            remove=True, network_mode="none", labels={"dev.lmi-builder.managed": "true"}).decode()
+        assert hashlib.sha256((model / shard).read_bytes()).hexdigest() in out
+        assert "engine=Python" in out
+    finally:
+        for ref in reversed(made):
+            try:
+                docker_client.images.remove(ref)
+            except Exception:  # already gone with its image
+                pass
+
+
+def test_oci_for_a_sagemaker_target_is_refused_before_any_read_or_upload(local_registry, tmp_path):
+    from builder.diagnostics import UsageError
+
+    base = push_base(local_registry.host, "base/sagemaker")
+    mark = local_registry.log_mark()
+    with pytest.raises(UsageError) as err:
+        _assemble(local_registry.host, tmp_path, base, make_model(tmp_path / "model"), tmp_path / "cache",
+                  resolved=make_resolved(tmp_path, instance_type="ml.g5.xlarge"), manifest_format="oci")
+    assert "aws/amazon-sagemaker-feedback#180" in str(err.value)
+    assert [line for line in local_registry.access_lines(mark) if "HTTP/" in line] == []  # not even the base read

@@ -1,8 +1,9 @@
 """Same recipe, both assemblers (docker bake + push, registry assembly): same files, same config.
 
 Compared: every path with mode, size and content digest, and the config's labels, env, entrypoint,
-cmd, workdir and exposed ports. Known, documented differences (docs/registry-assembly.md): layer
-blob digests (docker gzips, we store uncompressed), history and ``created`` of the config, and
+cmd, workdir and exposed ports, the manifest and layer media types (Docker v2 schema 2, gzip), and
+``crane validate`` passes on both. Known, documented differences (docs/registry-assembly.md): layer
+blob digests (both gzip, other encoders), history and ``created`` of the config, and
 the layer count must match too; the labels match exactly, the image inputs digest included.
 """
 
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.registry]
 KEYS = ("Labels", "Env", "Entrypoint", "Cmd", "WorkingDir", "ExposedPorts")
 
 
-def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publish_docker, tmp_path):
+def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publish_docker, crane, tmp_path):
     client = publish_docker
     host = local_registry.host
     run = uuid.uuid4().hex[:8]
@@ -51,6 +52,9 @@ def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publ
         res = assemble_in_registry(resolved, registry=f"{host}/cmp/registry-{run}", base_ref=base, model_dir=model,
                                    compiled_dir=None, extra_files={}, credentials=None,
                                    cache_dir=tmp_path / "cache-registry")
+        # a third-party validator accepts both: blob digests and sizes, gzip layers, diff_ids
+        crane.assert_valid(docker_ref)
+        crane.assert_valid(res.reference)
         d_manifest, d_config, d_files = fetch_image(host, docker_ref)
         r_manifest, r_config, r_files = fetch_image(host, res.reference)
         assert sorted(r_files) == sorted(d_files)
@@ -64,6 +68,8 @@ def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publ
         for key in KEYS[1:]:
             assert r_config["config"].get(key) == d_config["config"].get(key), key
         assert len(r_manifest["layers"]) == len(d_manifest["layers"])
+        assert r_manifest["mediaType"] == d_manifest["mediaType"]  # both Docker v2 schema 2
+        assert [d["mediaType"] for d in r_manifest["layers"]] == [d["mediaType"] for d in d_manifest["layers"]]
     finally:
         for ref in reversed(created):
             try:
