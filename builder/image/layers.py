@@ -118,13 +118,15 @@ def _limit_text(limit: int) -> str:
 
 
 def _natural(name: str) -> tuple:
-    """Sort key: digit runs as numbers, so pytorch_model-2.bin comes before pytorch_model-10.bin."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+    """Sort key: digit runs as numbers, so pytorch_model-2.bin comes before pytorch_model-10.bin; the
+    name itself breaks ties (a01 / a1), so the order never depends on the order files were listed in."""
+    parts = re.split(r"([0-9]+)", name)  # text, number, text, ...: like compares with like
+    return tuple(int(t) if i % 2 else t for i, t in enumerate(parts)), name
 
 
 def _family(name: str) -> str:
     """Files that differ only in their numbers (the shards of one checkpoint) are one family."""
-    return re.sub(r"\d+", "#", name)
+    return re.sub(r"[0-9]+", "#", name)
 
 
 def _pack(names: list[str], sizes: dict[str, int], cap: int, families: bool) -> list[list[str]]:

@@ -144,3 +144,12 @@ def test_compiled_and_weights_share_the_budget():
     kinds = [g.kind for g in plan]
     assert kinds == sorted(kinds, key=["weights", "compiled", "config"].index)
     assert {f for g in plan if g.kind == "compiled" for f in g.files} == set(_shards(100, 1, stem="rank"))
+
+
+@pytest.mark.parametrize("names", [["a01.bin", "a1.bin", "a001.bin"], ["x²-1.bin", "x²-2.bin", "²"]])
+def test_natural_order_ties_and_odd_digits_are_deterministic(names):
+    files = {n: 300 * MiB for n in names}
+    plans = {tuple(g.files for g in plan_groups({n: files[n] for n in order}, {}, CONFIG,
+                                                base_layers=118, max_layer_bytes=1000 * MiB)[:-1])
+             for order in (names, names[::-1], names[1:] + names[:1])}
+    assert len(plans) == 1 and sorted(f for run in plans.pop() for f in run) == sorted(files)
