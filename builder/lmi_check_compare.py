@@ -90,7 +90,7 @@ def backend_for(resolved: Any) -> str:
 
 def _lmi_dist_rewritten(resolved: Any) -> bool:
     """From 0.33.0 Java rewrites rolling_batch=lmi-dist to vllm before any worker starts (§2, §7 step 2)."""
-    return resolved.rolling_batch == "lmi-dist" and _version(resolved.release.version) >= (0, 33)
+    return resolved.rolling_batch == "lmi-dist" and _version(resolved.release.djl_version) >= (0, 33)
 
 
 def validator_input(resolved: Any) -> LmiInput:
@@ -123,7 +123,7 @@ def validator_input(resolved: Any) -> LmiInput:
     rb = opts.get("rolling_batch", "")
     if rb == "trtllm":
         derive("mpi_mode", "true", "rolling_batch=trtllm forces mpi_mode=true (§5, §7 step 4)")
-    elif rb == "lmi-dist" and _version(resolved.release.version) < (0, 33):
+    elif rb == "lmi-dist" and _version(resolved.release.djl_version) < (0, 33):
         derive("mpi_mode", "true", "v0.29.0 auto-configuration sets mpi_mode=true for lmi-dist (§7)")
     env = {k: v for k, v in resolved.recipe.env.items() if k.startswith("NEURON_")}  # tnx env defaults (§8.4)
     return LmiInput(backend=backend_for(resolved), options=opts, derived=derived, env=env)
@@ -171,7 +171,7 @@ def compare_paths(paths: list[Path], results: dict[Path, list[Diagnostic]], *,
         out[path] = base.model_copy(update={
             "backend": lmi_in.backend, "recipe_release": release, "derived": lmi_in.derived,
             "djl_python_version": maven.DJL_PYTHON_VERSION,
-            "version_differs": resolved.release.version != maven.DJL_PYTHON_VERSION,
+            "version_differs": resolved.release.djl_version != maven.DJL_PYTHON_VERSION,
             "validator": VALIDATORS.get(lmi_in.backend, ("properties", "Properties"))[1]})
         pending.append((path, lmi_in))
     verdicts = lmi_check_many([(i.backend, i.options) for _, i in pending], cache_dir=cache_dir,

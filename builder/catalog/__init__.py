@@ -28,11 +28,18 @@ class AotTool(_Data):
     toolchain_version_cmd: list[str] = Field(default_factory=list)
 
 
+ReleaseStatus = Literal["current", "not-published"]
+
+
 class Release(_Data):
     family: str
+    # The release's name as a recipe writes it: LMI's own numbering for the lmi family from v11 on
+    # ("lmi-27.0.0"; reference/lmi-releases.md §1), the DJL version for the other families.
     version: str
-    tag: str
-    tag_evidence: Literal["documented", "inferred", "local"]
+    djl_version: str = ""  # filled from version when a hand-written row leaves it out
+    status: ReleaseStatus = "current"
+    tag: str | None
+    tag_evidence: Literal["documented", "inferred", "local", "not-published"]
     cuda: str | None = None
     python: str | None = None
     libraries: dict[str, str] = Field(default_factory=dict)
@@ -48,6 +55,19 @@ class Release(_Data):
     output_formatters: list[str]
     quantize: dict[str, list[str]] = Field(default_factory=dict)
     aot: AotTool | None = None
+    # Where each fact came from (branch, commit, file:line), for rows derived by scripts/derive_releases.py.
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+    def model_post_init(self, __context: object) -> None:
+        if not self.djl_version:
+            object.__setattr__(self, "djl_version", self.version)
+
+    @property
+    def label(self) -> str:
+        """How messages name the release: 'lmi-27.0.0 (DJL 0.36.0)', 'tensorrt-llm 0.33.0'."""
+        if self.djl_version != self.version:
+            return f"{self.version} (DJL {self.djl_version})"
+        return f"{self.family} {self.version}"
 
     def max_rolling_batch_default(self, rolling_batch: str) -> int:
         table = self.default_max_rolling_batch_size
@@ -55,7 +75,8 @@ class Release(_Data):
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
-        return version_tuple(self.version)
+        """The DJL version as a tuple: what version thresholds in the rules compare."""
+        return version_tuple(self.djl_version)
 
 
 class Family(_Data):
@@ -106,10 +127,22 @@ class Catalog(_Data):
     partitions: dict[str, str]
 
     def release(self, family: str, version: str) -> Release | None:
-        return next((r for r in self.releases if r.family == family and r.version == version), None)
+        """The release a recipe names: by its name, or by a DJL version that names exactly one release of
+        the family (``"0.29.0"`` is lmi-11.0.0; ``"0.36.0"`` is ten releases, so None: see ``by_djl``)."""
+        exact = next((r for r in self.releases if r.family == family and r.version == version), None)
+        if exact is not None:
+            return exact
+        matches = self.by_djl(family, version)
+        return matches[0] if len(matches) == 1 else None
+
+    def by_djl(self, family: str, djl_version: str) -> list[Release]:
+        return sorted((r for r in self.releases if r.family == family and r.djl_version == djl_version),
+                      key=lambda r: version_tuple(r.version.split("-", 1)[-1]))
 
     def versions(self, family: str) -> list[str]:
-        return sorted((r.version for r in self.releases if r.family == family), key=version_tuple)
+        return [r.version for r in sorted((r for r in self.releases if r.family == family),
+                                          key=lambda r: (version_tuple(r.djl_version),
+                                                         version_tuple(r.version.split("-", 1)[-1])))]
 
     def instance(self, instance_type: str) -> Instance | None:
         name = instance_type[3:] if instance_type.startswith("ml.") else instance_type
@@ -134,9 +167,41 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
+def _releases(containers: dict, derived: dict) -> list[dict]:
+    """Hand-written rows plus derived rows completed by their profile; (family, version) unique."""
+    profiles: dict[str, dict] = containers["profiles"]
+    profile_of: dict[tuple[str, str], str] = {}
+    for profile, families in containers["release_profiles"].items():
+        if profile not in profiles:
+            raise ValueError(f"release_profiles names an unknown profile {profile!r}")
+        for family, versions in families.items():
+            for version in versions:
+                if (family, version) in profile_of:
+                    raise ValueError(f"{family} {version} is listed in two profiles")
+                profile_of[(family, version)] = profile
+    rows: list[dict] = list(containers["releases"])
+    used: set[tuple[str, str]] = set()
+    for row in derived["releases"]:
+        key = (row["family"], row["version"])
+        if key not in profile_of:
+            raise ValueError(f"derived release {key[0]} {key[1]} has no profile in containers.yaml")
+        rows.append({**profiles[profile_of[key]], **row})
+        used.add(key)
+    if set(profile_of) - used:
+        raise ValueError(f"release_profiles lists releases that were not derived: {sorted(set(profile_of) - used)}")
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (row["family"], row["version"])
+        if key in seen:
+            raise ValueError(f"the catalog has two rows for {key[0]} {key[1]}")
+        seen.add(key)
+    return rows
+
+
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
     containers = yaml.safe_load((HERE / "containers.yaml").read_text())
+    derived = yaml.safe_load((HERE / "releases.derived.yaml").read_text())
     instances_raw = yaml.safe_load((HERE / "instances.yaml").read_text())
     regions = yaml.safe_load((HERE / "regions.yaml").read_text())
     instances: dict[str, Instance] = {}
@@ -152,7 +217,7 @@ def load_catalog() -> Catalog:
     accounts = {r: regions["default_account"] for r in regions["default_regions"]}
     accounts.update(regions["exceptions"])
     return Catalog(families=containers["families"], backends=containers["backends"],
-                   releases=containers["releases"], instances=instances, region_accounts=accounts,
+                   releases=_releases(containers, derived), instances=instances, region_accounts=accounts,
                    partitions=regions["partitions"])
 
 

@@ -20,7 +20,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("properties", nargs="?", type=Path, help="serving.properties file")
     p.add_argument("--env-file", type=Path, help="environment file (KEY=VALUE lines)")
     p.add_argument("--family", required=True, choices=["lmi", "tensorrt-llm", "neuronx", "cpu", "dev-cpu"])
-    p.add_argument("--version", required=True, help='LMI release, e.g. "0.29.0"')
+    p.add_argument("--version", required=True, help='LMI release, e.g. "lmi-27.0.0" (a DJL version that names one release, e.g. "0.29.0", also works)')
     p.add_argument("--instance-type", help="target instance type (default: the smallest that fits the TP degree)")
     p.add_argument("--name", help="recipe name (default: from the model id)")
     p.add_argument("--model-path", help="local weights folder relative to the recipe (when there is no model_id)")
@@ -33,37 +33,38 @@ def run(args: argparse.Namespace) -> int:
 
     import yaml
 
+    from builder import diagnostics as dg
     from builder.console import info, warn
-    from builder.diagnostics import BuilderError, DiagnosticError, UsageError, has_errors
-    from builder.lmi.importer import build_recipe, read_sources
-    from builder.lmi.properties import PropertiesError
+    from builder.lmi.importer import LocatedImportError, build_recipe, read_sources
     from builder.lmi.rules import validate
     from builder.recipe import load_recipe
 
     if args.properties is None and args.env_file is None:
-        raise UsageError("give a serving.properties file, --env-file, or both")
+        raise dg.UsageError("give a serving.properties file, --env-file, or both")
     if args.output and args.output.exists() and not args.force:
-        raise UsageError(f"{args.output} exists; pass --force to overwrite it")
+        raise dg.UsageError(f"{args.output} exists; pass --force to overwrite it")
     try:
-        props = read_sources(args.properties, args.env_file)
-    except FileNotFoundError as exc:
-        raise UsageError(f"{exc.filename}: no such file") from None
-    except (OSError, UnicodeDecodeError, PropertiesError) as exc:
-        raise BuilderError(f"cannot read the configuration: {exc}", stage="import") from None
-    imported = build_recipe(props, family=args.family, version=args.version, instance_type=args.instance_type,
-                            name=args.name, model_path=args.model_path)
-    sources = " and ".join(str(p) for p in (args.properties, args.env_file) if p)
-    header = f"# Imported by 'lmi-build import' from {sources}.\n" \
+        sources = read_sources(args.properties, args.env_file)
+    except LocatedImportError as exc:
+        if exc.error.rule == "file-not-found":
+            raise dg.UsageError(str(exc)) from None
+        raise dg.DiagnosticError([dg.Diagnostic(exc.error.rule, "error", exc.error.message,
+                                          dg.Location(str(exc.file), exc.error.line, 1 if exc.error.line else 0))],
+                              stage="import") from None
+    imported = build_recipe(sources.props, family=args.family, version=args.version,
+                            instance_type=args.instance_type, name=args.name, model_path=args.model_path)
+    named = " and ".join(_comment_text(str(p)) for p in (args.properties, args.env_file) if p)
+    header = f"# Imported by 'lmi-build import' from {named}.\n" \
              "# Editor completion: `lmi-build schema -o recipe.schema.json`, then add a first line\n" \
              "# `# yaml-language-server: $schema=recipe.schema.json`.\n"
     text = header + yaml.safe_dump(imported.data, sort_keys=False, allow_unicode=True)
     target = args.output or Path(os.getcwd()) / ".lmi-import-check.yaml"
     loaded = load_recipe(target, text)
-    diags = validate(loaded)
-    for note in imported.notes:
+    diags = [_in_input(d, sources, args) for d in validate(loaded)]
+    for note in sources.notes + imported.notes:
         warn(note)
-    if has_errors(diags):
-        raise DiagnosticError(diags, stage="import")
+    if dg.has_errors(diags):
+        raise dg.DiagnosticError(diags, stage="import")
     for d in diags:
         info(d.format())
     if args.output:
@@ -72,8 +73,46 @@ def run(args: argparse.Namespace) -> int:
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, args.output)
         except OSError as exc:
-            raise BuilderError(f"cannot write {args.output}: {exc.strerror}", stage="import") from None
+            raise dg.BuilderError(f"cannot write {args.output}: {exc.strerror}", stage="import") from None
         info(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
     return 0
+
+
+# recipe path -> the LMI key it was imported from (the rest is serving.<key> or serving.option.<key>)
+_MODEL_KEYS = {("model", "id"): "option.model_id", ("model", "s3"): "option.model_id",
+               ("model", "revision"): "option.revision", ("model", "trust_remote_code"): "option.trust_remote_code"}
+
+
+def _in_input(d, sources, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """A diagnostic of the (never written) recipe, located at the input line its value came from."""
+    from dataclasses import replace
+
+    from builder.diagnostics import Location
+
+    path = tuple(d.path)
+    key = _MODEL_KEYS.get(path[:2]) if path[:1] == ("model",) else None
+    if path[:2] == ("serving", "option") and len(path) > 2:
+        key = f"option.{path[2]}"
+    elif path[:1] == ("serving",) and len(path) > 1 and path[1] not in ("option", "pass_through"):
+        key = str(path[1])
+    origin = sources.origins.get(key) if key else None
+    field_ = ".".join(str(p) for p in path) or "recipe"
+    if origin is not None:
+        return replace(d, location=Location(str(origin.file), origin.line, 1 if origin.line else 0),
+                       message=f"{origin.name} (recipe {field_}): {d.message}")
+    first = args.properties or args.env_file
+    what = "from the command line or a default" if path[:1] in (("target",), ("container",), ("name",)) \
+        else "in the recipe import would write"
+    return replace(d, location=Location(str(first)), message=f"recipe {field_} ({what}): {d.message}")
+
+
+def _comment_text(text: str) -> str:
+    """``text`` safe inside one YAML comment line: no line break of any kind (YAML 1.1 breaks lines
+    on \\x85, \\u2028, \\u2029 too), nothing the YAML reader refuses, no undecodable argv bytes."""
+    from builder.console import printable
+
+    shown = printable(text, newlines=False)
+    return "".join(c if c == "\t" or 0x20 <= ord(c) <= 0x7E or 0xA0 <= ord(c) <= 0xD7FF
+                   or 0xE000 <= ord(c) <= 0xFFFD or ord(c) >= 0x10000 else f"\\u{ord(c):04x}" for c in shown)

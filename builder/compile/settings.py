@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from builder.catalog import version_tuple
 from builder.diagnostics import Diagnostic
 from builder.lmi.properties import format_value
 from builder.lmi.resolve import Resolved
@@ -32,7 +31,7 @@ def compile_options(resolved: Resolved) -> dict[str, Any]:
     family = resolved.release.family
     out: dict[str, Any] = {}
     if family == "tensorrt-llm":
-        toolkit = version_tuple(resolved.release.version) < (0, 30)
+        toolkit = resolved.release.version_tuple < (0, 30)
         if c.max_input_len:
             out["max_input_len"] = c.max_input_len
         if c.max_seq_len:

@@ -54,27 +54,110 @@ def env_to_properties(env: dict[str, str]) -> dict[str, str]:
     return props
 
 
-def parse_env_file(text: str) -> dict[str, str]:
-    """docker --env-file syntax: KEY=VALUE lines, '#' comments, no quoting."""
-    env: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
+# docker's kvfile (docker/cli pkg/kvfile, docker 28): a line is what bufio.ScanLines gives (split on
+# \n only, one trailing \r dropped), at most 64 KiB; a UTF-8 BOM is dropped from the first line;
+# leading white space (Go's unicode.IsSpace) is trimmed, trailing white space is part of the value.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+            "\u2028\u2029\u202f\u205f\u3000"
+_DOCKER_MAX_LINE = 64 * 1024  # bufio.MaxScanTokenSize
+MAX_INPUT_BYTES = 1 << 20  # the recipe it becomes must load (yamlpos.MAX_BYTES); a real file is < 10 KB
+
+
+class ImportInputError(ValueError):
+    """A line of an input file that LMI or docker would refuse; ``line`` is 1-based (0: whole file)."""
+
+    def __init__(self, rule: str, message: str, line: int = 0):
+        super().__init__(message)
+        self.rule, self.message, self.line = rule, message, line
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    name: str
+    value: str | None  # None: a bare NAME (docker takes its value from the environment of `docker run`)
+    line: int
+
+
+def parse_env_entries(raw: bytes | str) -> list[EnvEntry]:
+    """Every variable of a docker ``--env-file``, exactly as docker reads it, with its line."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    parts = data.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()  # the newline at the end of the last line
+    out: list[EnvEntry] = []
+    for number, part in enumerate(parts, 1):
+        if len(part) + 1 > _DOCKER_MAX_LINE:
+            raise ImportInputError("env-line-too-long", f"line is longer than {_DOCKER_MAX_LINE - 1} bytes; "
+                                   "docker refuses it (token too long)", number)
+        if part.endswith(b"\r"):
+            part = part[:-1]
+        try:
+            text = part.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImportInputError("env-encoding", "not UTF-8; docker refuses the file", number) from None
+        if number == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        line = text.lstrip(_GO_SPACE)
+        if not line or line.startswith("#"):
             continue
-        k, v = line.split("=", 1)
-        if k.startswith("export "):
-            k = k[len("export "):]
-        env[k.strip()] = v
-    return env
+        name, eq, value = line.partition("=")
+        if not name:
+            raise ImportInputError("env-no-name", "no variable name before '='; docker refuses the file", number)
+        if " " in name or "\t" in name:
+            raise ImportInputError("env-name-space", f"variable name {name!r} contains white space; docker "
+                                   "refuses the file (no 'export', no spaces around '=')", number)
+        out.append(EnvEntry(name, value if eq else None, number))
+    return out
+
+
+def parse_env_file(text: bytes | str) -> dict[str, str]:
+    """docker --env-file syntax: KEY=VALUE lines, '#' comments, no quoting; a later line wins."""
+    return {e.name: e.value for e in parse_env_entries(text) if e.value is not None}
+
+
+def properties_lines(text: str) -> dict[str, int]:
+    """The line each key of a ``java.util.Properties`` file is defined on (the last one, as Java keeps)."""
+    from builder.lmi.properties import _ends_with_continuation, loads
+
+    raw = re.split(r"\r\n|\r|\n", text)  # Java's LineReader: \n, \r, \r\n and nothing else
+    where: dict[str, int] = {}
+    i = 0
+    while i < len(raw):
+        start = i + 1
+        line = raw[i].lstrip(" \t\f")
+        i += 1
+        if not line or line[0] in "#!":
+            continue
+        while _ends_with_continuation(line):
+            line = line[:-1] + (raw[i].lstrip(" \t\f") if i < len(raw) else "")
+            i += 1
+        for key in loads(line):
+            where[key] = start
+    return where
 
 
 def typed(value: str) -> Any:
-    low = value.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if re.fullmatch(r"-?\d+", value.strip()):
-        return int(value.strip())
+    """An ``option.*`` value as the recipe writes it: a bool or int only where rendering it gives back
+    exactly ``value`` (``true``, ``42``); anything else (``TRUE``, ``007``, ``42  ``) stays the string
+    LMI reads, quoted in the YAML."""
+    if value in ("true", "false"):
+        return value == "true"
+    if re.fullmatch(r"-?(0|[1-9][0-9]*)", value) and value != "-0":
+        return int(value)
     return value
+
+
+def java_typed(key: str, value: str) -> Any:
+    """A server key as LMI's Java front end reads it: ``Integer.parseInt`` (sign, leading zeros, no
+    spaces) for numbers, ``Boolean.parseBoolean`` (``true`` in any case, anything else false)."""
+    field_ = Serving.model_fields[_SERVER_FIELDS[key]]
+    if field_.annotation in (bool, bool | None):
+        return value.lower() == "true"
+    if key in ("engine", "load_on_devices", "translatorFactory"):
+        return value
+    if re.fullmatch(r"[+-]?[0-9]+", value):
+        return int(value)
+    return value  # refused by validation, located at the input line
 
 
 def build_recipe(props: dict[str, str], *, family: str, version: str, instance_type: str | None, name: str | None,
@@ -93,7 +176,9 @@ def build_recipe(props: dict[str, str], *, family: str, version: str, instance_t
         model["id"] = model_id
         if revision:
             model["revision"] = revision
-        model["trust_remote_code"] = typed(trust) if trust is not None else False
+        # LMI's Python properties read it as a pydantic bool: 'true'/'True'/'TRUE' are all true
+        model["trust_remote_code"] = ({"true": True, "false": False}.get(trust.strip().lower(), trust)
+                                      if trust is not None else False)
         if trust is None:
             notes.append("trust_remote_code was not set; wrote model.trust_remote_code: false (LMI's default)")
         if not revision or not SHA_RE.match(revision):
@@ -103,13 +188,16 @@ def build_recipe(props: dict[str, str], *, family: str, version: str, instance_t
         notes.append(f"no Hub/S3 model_id; model.path is '{model['path']}' (the folder of the weights, "
                      "relative to the recipe)")
     release = catalog.release(family, version)
+    if release is not None and release.version != version:
+        notes.append(f"container.version: wrote the release's name '{release.version}' (DJL {version} names it)")
+        version = release.version  # a recipe names the LMI release, not the DJL version
     serving: dict[str, Any] = {}
     option: dict[str, Any] = {}
     for key, value in props.items():
         if key.startswith("option."):
             option[key[len("option."):]] = typed(value)
         elif key in _SERVER_FIELDS:
-            serving[key] = value if key in ("engine", "load_on_devices", "translatorFactory") else typed(value)
+            serving[key] = java_typed(key, value)
         else:
             notes.append(f"dropped '{key}': not a per-model serving.properties key (reference §4)")
     if release is not None:
@@ -150,13 +238,82 @@ def _default_instance(family: str, option: dict[str, Any]) -> str:
     return "ml." + (fits[0].name if fits else f"{pool}.xlarge")
 
 
-def read_sources(properties: Path | None, env_file: Path | None) -> dict[str, str]:
-    """File wins over env (§10.1 putIfAbsent)."""
-    from builder.lmi.properties import loads
+@dataclass(frozen=True)
+class Origin:
+    """Where an LMI key of the import came from, to locate errors in the input, not the recipe."""
+
+    file: Path
+    line: int
+    name: str  # as written there: option.dtype, OPTION_DTYPE
+
+
+@dataclass
+class Sources:
+    props: dict[str, str]
+    origins: dict[str, Origin]
+    notes: list[str] = field(default_factory=list)
+
+
+def read_sources(properties: Path | None, env_file: Path | None) -> Sources:
+    """Both inputs, read as LMI reads them; the file wins over env (§10.1 putIfAbsent).
+
+    Raises ``ImportInputError`` subclasses carrying the file (``InputFileError`` -> located by caller)."""
+    from builder.lmi.properties import PropertiesError, loads
+    from builder.userfile import InputFileError, read_bytes
 
     merged: dict[str, str] = {}
+    origins: dict[str, Origin] = {}
+    notes: list[str] = []
+
+    def read(path: Path, what: str) -> bytes:
+        try:
+            return read_bytes(path, limit=MAX_INPUT_BYTES, what=what)
+        except InputFileError as exc:
+            raise LocatedImportError(path, ImportInputError(exc.rule, exc.message)) from None
+
     if env_file is not None:
-        merged.update(env_to_properties(parse_env_file(env_file.read_text(encoding="utf-8"))))
+        raw = read(env_file, "env file")
+        try:
+            entries = parse_env_entries(raw)
+        except ImportInputError as exc:
+            raise LocatedImportError(env_file, exc) from None
+        for e in entries:
+            if e.value is None:
+                notes.append(f"{env_file}:{e.line}: '{e.name}' has no value (docker would take it from the "
+                             "environment of `docker run`); not imported")
+                continue
+            for key, value in env_to_properties({e.name: e.value}).items():
+                merged[key] = value
+                origins[key] = Origin(env_file, e.line, e.name)
     if properties is not None:
-        merged.update(loads(properties.read_text(encoding="utf-8")))
-    return merged
+        raw = read(properties, "properties file")
+        # LMI loads serving.properties with Properties.load(InputStream): ISO-8859-1, every byte one
+        # char, non-ASCII text only through \uXXXX escapes. Reading it the same way keeps the value LMI sees.
+        text = raw.decode("iso-8859-1")
+        try:
+            values = loads(text)
+        except PropertiesError as exc:
+            line = _bad_escape_line(text)
+            raise LocatedImportError(properties, ImportInputError("properties-syntax", f"{exc} (Java's "
+                                     "Properties.load refuses the file)", line)) from None
+        if any(b > 0x7E for b in raw):
+            notes.append(f"{properties}: has non-ASCII bytes; LMI reads the file as ISO-8859-1, so they were "
+                         "imported as LMI reads them (write \\uXXXX escapes in serving.properties for other text)")
+        lines = properties_lines(text)
+        for key, value in values.items():
+            merged[key] = value
+            origins[key] = Origin(properties, lines.get(key, 0), key)
+    return Sources(merged, origins, notes)
+
+
+def _bad_escape_line(text: str) -> int:
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):
+        if re.search(r"(?<!\\)(\\\\)*\\u(?![0-9a-fA-F]{4})", line):
+            return number
+    return 0
+
+
+class LocatedImportError(Exception):
+    def __init__(self, file: Path, error: ImportInputError):
+        super().__init__(f"{file}: {error.message}")
+        self.file, self.error = file, error

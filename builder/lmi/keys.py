@@ -142,7 +142,7 @@ def _backends(family: str, offered: tuple[str, ...], rolling_batch: str) -> list
 
 def known_keys(release: Release, rolling_batch: str) -> frozenset[str]:
     """Every ``option.*`` key the runtime of ``release`` reads with this ``rolling_batch``."""
-    return _known_keys(release.family, release.version, tuple(release.rolling_batch), rolling_batch)
+    return _known_keys(release.family, release.djl_version, tuple(release.rolling_batch), rolling_batch)
 
 
 @lru_cache(maxsize=256)

@@ -27,7 +27,7 @@ def properties_text(resolved: Resolved) -> str:
     header = [
         f"serving.properties for recipe '{r.recipe.name}' (recipe hash {r.recipe_hash[:12]}), "
         f"rendered by lmi-builder {__version__}",
-        f"LMI {r.release.family} {r.release.version} on {r.instance.name} ({r.instance.devices} x "
+        f"LMI {r.release.label} on {r.instance.name} ({r.instance.devices} x "
         f"{r.instance.accelerator}): TP {r.tensor_parallel_degree}, {r.workers} worker(s)",
         "Every value LMI would otherwise default is pinned (reference/lmi-runtime.md section 18). Do not edit: "
         "change the recipe and render again.",

@@ -53,7 +53,8 @@ class Resolved(BaseModel):
             "recipe_hash": self.recipe_hash,
             "recipe": self.recipe.model_dump(mode="json", by_alias=True),
             "container": {
-                "family": self.release.family, "version": self.release.version, "tag": self.release.tag,
+                "family": self.release.family, "version": self.release.version,
+                "djl_version": self.release.djl_version, "tag": self.release.tag,
                 "tag_evidence": self.release.tag_evidence, "base_image": self.base_image, "region": self.region,
                 "cuda": self.release.cuda, "libraries": dict(self.release.libraries),
                 "serving_features": list(self.release.serving_features),

@@ -65,7 +65,9 @@ class ModelSource(Strict):
 
 class Container(Strict):
     family: Family = Field(description="LMI container family (the DeepSpeed container of LMI <= 0.27 is 'lmi')")
-    version: str = Field(description='LMI (DJL Serving) release known to the catalog, e.g. "0.29.0"')
+    version: str = Field(description='container release known to the catalog: LMI\'s own numbering for the lmi family '
+                         '(e.g. "lmi-27.0.0"), the DJL version for the others (e.g. "0.33.0"); a DJL version that '
+                         'names exactly one release (e.g. "0.29.0") also works')
     image: str | None = Field(None, description="override of the runtime image; must be pinned by @sha256:")
 
     @field_validator("version", mode="before")

@@ -25,7 +25,7 @@ COMPILE_CONTAINERS = {"label": [f"{L.ROLE}=compile"]}
 
 @pytest.fixture(scope="module")
 def standin_images(docker_client, rootfs_image):
-    ids = {"0.21.0": build_standin(docker_client, rootfs_image, trtllm="0.21.0"),
+    ids = {"0.21.0rc1": build_standin(docker_client, rootfs_image, trtllm="0.21.0rc1"),
            "0.11.0": build_standin(docker_client, rootfs_image, trtllm="0.11.0")}
     yield ids
     for ident in ids.values():
@@ -50,9 +50,9 @@ def _compile_containers(client) -> list:
 def test_trtllm_in_container(docker_client, standin_images, tiny_model_dir: Path, tmp_path: Path):
     resolved, art = _setup(tmp_path, tiny_model_dir, max_batch_size=8)
     before = len(_compile_containers(docker_client))
-    res = compile_artifacts(resolved, art, standin_images["0.21.0"], executor="docker", cache_dir=tmp_path / "cache",
+    res = compile_artifacts(resolved, art, standin_images["0.21.0rc1"], executor="docker", cache_dir=tmp_path / "cache",
                             docker_client=docker_client, preflight=False, accelerators="none")
-    assert res.status == "compiled" and res.toolchain["tensorrt_llm"] == "0.21.0"
+    assert res.status == "compiled" and res.toolchain["tensorrt_llm"] == "0.21.0rc1"
     call = json.loads((res.dir / "standin-call.json").read_text())
     assert call["argv"] == ["--properties_dir", "/opt/ml/compile/properties", "--trt_llm_model_repo",
                             "/opt/ml/compile/output", "--tensor_parallel_degree", "4", "--pipeline_parallel_degree",
@@ -76,7 +76,7 @@ def test_v029_triton_layout_in_container(docker_client, standin_images, tiny_mod
 def test_neuron_through_the_image_entrypoint(docker_client, standin_images, tiny_model_dir: Path, tmp_path: Path):
     resolved, art = _setup(tmp_path, tiny_model_dir, family="neuronx", version="0.29.0",
                            instance="ml.inf2.24xlarge", option={"tensor_parallel_degree": 4}, max_seq_len=256)
-    res = compile_artifacts(resolved, art, standin_images["0.21.0"], executor="docker", cache_dir=tmp_path / "cache",
+    res = compile_artifacts(resolved, art, standin_images["0.21.0rc1"], executor="docker", cache_dir=tmp_path / "cache",
                             docker_client=docker_client, preflight=False, accelerators="none")
     assert res.status == "compiled" and res.toolchain["neuronx_cc"] == "2.14.227.0"
     call = json.loads((res.dir / "standin-call.json").read_text())
@@ -98,7 +98,7 @@ def test_failure_in_container_leaves_nothing(docker_client, standin_images, tiny
 
     monkeypatch.setattr(DockerExecutor, "spec", failing)
     with pytest.raises(BuilderError, match="exited 3"):
-        compile_artifacts(resolved, art, standin_images["0.21.0"], executor="docker",
+        compile_artifacts(resolved, art, standin_images["0.21.0rc1"], executor="docker",
                           cache_dir=tmp_path / "cache", docker_client=docker_client, preflight=False,
                           accelerators="none")
     root = tmp_path / "cache" / "compile"
@@ -125,7 +125,7 @@ def test_gpu_request_without_gpu_runtime(docker_client, standin_images, tiny_mod
         pytest.skip("this engine has the NVIDIA runtime")
     resolved, art = _setup(tmp_path, tiny_model_dir)
     before = len(_compile_containers(docker_client))
-    res = compile_artifacts(resolved, art, standin_images["0.21.0"], executor="docker", cache_dir=tmp_path / "cache",
+    res = compile_artifacts(resolved, art, standin_images["0.21.0rc1"], executor="docker", cache_dir=tmp_path / "cache",
                             docker_client=docker_client, preflight=False, accelerators="auto")
     assert res.status == "skipped" and "no GPU runtime" in res.reason
     assert "could not select device driver" in res.reason

@@ -18,7 +18,7 @@ def test_catalog_loads_and_every_release_is_complete() -> None:
 
 def test_key_catalogue_is_version_aware() -> None:
     cat = load_catalog()
-    old, new = cat.release("lmi", "0.29.0"), cat.release("lmi", "0.36.0")
+    old, new = cat.release("lmi", "0.29.0"), cat.release("lmi", "lmi-27.0.0")
     assert old and new
     assert "speculative_draft_model" in known_keys(old, "lmi-dist")
     assert "speculative_draft_model" not in known_keys(new, "vllm")

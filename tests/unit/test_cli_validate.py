@@ -13,7 +13,7 @@ from builder.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"name": "ok", "model": {"id": "org/m", "revision": "a" * 40, "trust_remote_code": False},
-        "container": {"family": "lmi", "version": "0.36.0"}, "target": {"instance_type": "ml.g5.xlarge"},
+        "container": {"family": "lmi", "version": "lmi-27.0.0"}, "target": {"instance_type": "ml.g5.xlarge"},
         "serving": {"engine": "Python", "option": {"rolling_batch": "vllm", "tensor_parallel_degree": 1}}}
 
 

@@ -52,7 +52,7 @@ def test_trtllm_master_layout_then_cache_hit(standin_env, tiny_model_dir: Path, 
                                                              "max_batch_size": 16})
     res = _compile(resolved, art, tmp_path)
     assert res.status == "compiled" and res.marker == "trtllm-build-config"
-    assert res.toolchain == {"tensorrt_llm": "0.21.0", "arch": "sm_86"} and res.seconds is not None
+    assert res.toolchain == {"tensorrt_llm": "0.21.0rc1", "arch": "sm_86"} and res.seconds is not None
     cfg = json.loads((res.dir / "config.json").read_text())
     assert cfg["build_config"] == {"max_batch_size": 16, "max_input_len": 256, "max_seq_len": 512,
                                    "max_num_tokens": 16384}
@@ -145,7 +145,7 @@ def test_real_preflight_on_this_machine(standin_env, tiny_model_dir: Path, tmp_p
 def test_toolchain_version_mismatch_refused_locally(standin_env, tiny_model_dir: Path, tmp_path: Path):
     standin_env.setenv("STANDIN_TRTLLM_VERSION", "0.20.0")
     resolved, art = _setup(tmp_path, tiny_model_dir)
-    with pytest.raises(BuilderError, match="'0.20.0'.*differs from '0.21.0'.*not portable"):
+    with pytest.raises(BuilderError, match="'0.20.0'.*differs from '0.21.0rc1'.*not portable"):
         _compile(resolved, art, tmp_path)
 
 

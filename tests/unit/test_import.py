@@ -51,7 +51,7 @@ def test_unknown_keys_become_pass_through_with_hint(tmp_path: Path, capsys: pyte
     (tmp_path / "serving.properties").write_text("option.model_id=s3://bucket/m/\noption.rolling_batch=vllm\n"
                                                  "option.dtpye=fp16\n")
     out = tmp_path / "r.yaml"
-    assert main(["import", str(tmp_path / "serving.properties"), "--family", "lmi", "--version", "0.36.0",
+    assert main(["import", str(tmp_path / "serving.properties"), "--family", "lmi", "--version", "lmi-27.0.0",
                  "--instance-type", "ml.g5.xlarge", "-o", str(out)]) == 0
     assert "did you mean 'dtype'" in capsys.readouterr().err
     data = yaml.safe_load(out.read_text())
@@ -61,13 +61,15 @@ def test_unknown_keys_become_pass_through_with_hint(tmp_path: Path, capsys: pyte
 def test_import_refuses_what_would_not_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "serving.properties").write_text("option.model_id=org/m\noption.rolling_batch=lmi-dist\n")
     out = tmp_path / "r.yaml"
-    assert main(["import", str(tmp_path / "serving.properties"), "--family", "lmi", "--version", "0.36.0",
+    assert main(["import", str(tmp_path / "serving.properties"), "--family", "lmi", "--version", "lmi-27.0.0",
                  "-o", str(out)]) == 1
     assert "[backend-removed]" in capsys.readouterr().err and not out.exists()
 
 
 def test_parse_env_file() -> None:
-    assert parse_env_file("A=1\n# c\nexport B=x=y\n\nbad\n") == {"A": "1", "B": "x=y"}
+    assert parse_env_file("A=1\n# c\nB=x=y\n\nbad\n") == {"A": "1", "B": "x=y"}
+    with pytest.raises(ValueError, match="white space"):  # docker refuses 'export B=1' (a space in the name)
+        parse_env_file("export B=1\n")
 
 
 def test_import_usage(tmp_path: Path) -> None:

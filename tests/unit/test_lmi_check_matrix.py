@@ -52,6 +52,8 @@ EXPECTED: dict[tuple[str, str, str, int], tuple[bool, bool]] = {
     ("compile-runtime-limits", "trtllm", "ok", 1): (True, True),
     ("compile-only-option", "trtllm", "fail", 0): (True, True),  # ours is a warning: valid
     ("compile-only-option", "trtllm", "ok", 0): (True, True),
+    ("release-unpublished", "trtllm", "fail", 0): (False, True),  # a catalog fact: no image was published
+    ("release-unpublished", "trtllm", "ok", 0): (True, True),
 }
 BASE_EXPECTED = {b: (True, True) for b in CHECKED_BASES}
 # example recipe -> (validator, ours valid, LMI accepts)

@@ -49,7 +49,7 @@ def _recipe(option_value: str) -> Recipe:
     # Built directly (not via YAML) to bypass the loader's newline check: the writer must hold on its own.
     return Recipe.model_validate({
         "name": "inject", "model": {"id": "org/m", "revision": "0" * 40, "trust_remote_code": False},
-        "container": {"family": "lmi", "version": "0.36.0"}, "target": {"instance_type": "ml.g5.xlarge"},
+        "container": {"family": "lmi", "version": "lmi-27.0.0"}, "target": {"instance_type": "ml.g5.xlarge"},
         "serving": {"engine": "Python", "option": {"rolling_batch": "vllm", "max_model_len": option_value}}})
 
 

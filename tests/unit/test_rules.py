@@ -17,7 +17,7 @@ DEL = object()
 
 BASES: dict[str, dict] = {
     "vllm": {"name": "t", "model": {"id": "org/model", "revision": SHA, "trust_remote_code": False},
-             "container": {"family": "lmi", "version": "0.36.0"}, "target": {"instance_type": "ml.g5.12xlarge"},
+             "container": {"family": "lmi", "version": "lmi-27.0.0"}, "target": {"instance_type": "ml.g5.12xlarge"},
              "serving": {"engine": "Python", "option": {"rolling_batch": "vllm", "tensor_parallel_degree": "max"}}},
     "lmi-dist": {"name": "t", "model": {"id": "org/model", "revision": SHA, "trust_remote_code": False},
                  "container": {"family": "lmi", "version": "0.29.0"}, "target": {"instance_type": "ml.g5.12xlarge"},
@@ -57,7 +57,8 @@ def opt(**kw: Any) -> dict:
 
 # (rule, base, failing patch, passing patch)
 CASES: list[tuple[str, str, dict, dict]] = [
-    ("unknown-release", "vllm", {"container": {"version": "0.31.0"}}, {"container": {"version": "0.33.0"}}),
+    ("unknown-release", "vllm", {"container": {"version": "0.28.0"}}, {"container": {"version": "0.33.0"}}),
+    ("release-unpublished", "trtllm", {"container": {"version": "0.35.0"}}, {"container": {"version": "0.33.0"}}),
     ("unknown-instance", "vllm", {"target": {"instance_type": "ml.g5.13xlarge"}},
      {"target": {"instance_type": "g5.12xlarge"}}),
     ("unknown-region", "vllm", {"target": {"region": "xx-moon-1"}}, {"target": {"region": "af-south-1"}}),
@@ -240,8 +241,21 @@ def test_unknown_instance_did_you_mean(workdir: Path) -> None:
 
 
 def test_unknown_release_lists_versions(workdir: Path) -> None:
-    [d] = run(workdir, merge(BASES["vllm"], {"container": {"version": "0.31.0"}}))
-    assert "0.29.0" in d.message and "0.36.0" in d.message
+    [d] = run(workdir, merge(BASES["vllm"], {"container": {"version": "0.28.0"}}))
+    assert "lmi-11.0.0" in d.message and "lmi-27.0.0" in d.message
+
+
+def test_a_djl_version_of_several_releases_is_refused_with_the_line_to_write(workdir: Path) -> None:
+    # Since LMI v18 every release is DJL 0.36.0 (reference/lmi-releases.md §1).
+    [d] = run(workdir, merge(BASES["vllm"], {"container": {"version": "0.36.0"}}))
+    assert d.rule == "unknown-release" and "10 lmi releases" in d.message
+    assert "lmi-18.0.0" in d.message and 'version: "lmi-27.0.0"' in d.message
+    assert d.path == ("container", "version")
+
+
+def test_a_djl_version_of_one_release_keeps_working(workdir: Path) -> None:
+    diags = run(workdir, merge(BASES["vllm"], {"container": {"version": "0.33.0"}}))
+    assert not [d for d in diags if d.severity == "error"], [d.format() for d in diags]
 
 
 def test_syntax_error_located_in_handler_file(workdir: Path) -> None:

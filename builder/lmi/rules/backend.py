@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 
-from builder.catalog import version_tuple
 from builder.lmi.rules.base import Ctx, as_bool, as_int, rule
 
 ENGINE_VALUE = rule("engine-value", "serving.engine is Python or MPI (exact case)",
@@ -68,7 +67,7 @@ def check_rolling_batch(ctx: Ctx) -> bool:
     assert rel is not None
     rb = ctx.rolling_batch
     path = ctx.opt_path("rolling_batch") if "rolling_batch" in ctx.opts else ("container", "version")
-    v = version_tuple(rel.version)
+    v = rel.version_tuple  # the DJL version: removals are recorded by DJL release
     if rb in REMOVED and v >= REMOVED[rb] and rel.family == "lmi":
         gone = ".".join(map(str, REMOVED[rb]))
         last = [r.version for r in ctx.catalog.releases if r.family == "lmi" and rb in r.rolling_batch]

@@ -9,6 +9,9 @@ from builder.lmi.rules.base import Ctx, rule
 
 UNKNOWN_RELEASE = rule("unknown-release", "container.version must be a release of container.family in the catalog",
                        "use one of the listed versions (builder/catalog/containers.yaml)", "§2, §12")
+RELEASE_UNPUBLISHED = rule("release-unpublished", "the release's branch builds an image that was never published "
+                           "(TensorRT-LLM 1.0 on 0.35+)", "pick a published release, or pin container.image to "
+                           "your own build", "reference/lmi-releases.md §1")
 UNKNOWN_INSTANCE = rule("unknown-instance", "target.instance_type must be in the instance catalog",
                         "use the suggested name, or add the type to builder/catalog/instances.yaml", "§12")
 UNKNOWN_REGION = rule("unknown-region", "target.region must have a known DLC registry account",
@@ -23,15 +26,32 @@ TRTLLM_CC = rule("trtllm-compute-capability", "TensorRT-LLM needs a GPU of compu
 def check_release(ctx: Ctx) -> None:
     c = ctx.recipe.container
     if ctx.release is None:
+        several = ctx.catalog.by_djl(c.family, c.version)
+        if len(several) > 1:
+            # Since LMI v18 every release carries DJL 0.36.0 (reference/lmi-releases.md §1): the DJL version
+            # does not say which container (vLLM, torch, CUDA, option keys) the recipe means.
+            names = [r.version for r in several]
+            ctx.error(("container", "version"), UNKNOWN_RELEASE,
+                      f"container.version '{c.version}' is the DJL version of {len(several)} {c.family} releases "
+                      f"({', '.join(names)}), each with its own vLLM, torch, CUDA and option keys; name the release "
+                      f"you deploy, e.g. version: \"{names[-1]}\"")
+            return
         known = ctx.catalog.versions(c.family)
         elsewhere = [r.family for r in ctx.catalog.releases if r.version == c.version]
         hint = f" ({c.version} exists for family {', '.join(sorted(set(elsewhere)))})" if elsewhere else ""
         removed = ""
         if c.family == "neuronx" and version_tuple(c.version) >= (0, 35):
-            removed = "; Transformers-NeuronX was removed by LMI 0.35.0"
+            removed = "; Transformers-NeuronX was removed by LMI 0.35.0 (djl-serving #2939)"
         ctx.error(("container", "version"), UNKNOWN_RELEASE,
                   f"container.version '{c.version}' is not a known {c.family} release{hint}{removed}; "
                   f"known {c.family} versions: {', '.join(known)}")
+        return
+    if ctx.release.status == "not-published" and c.image is None:
+        ctx.error(("container", "version"), RELEASE_UNPUBLISHED,
+                  f"{ctx.release.label} is built by its release branch "
+                  f"({ctx.release.provenance.get('branch', '?')}) but no image was published for it; pick a published "
+                  f"release ({', '.join(v for v in ctx.catalog.versions(c.family) if ctx.catalog.release(c.family, v).status == 'current')}) "
+                  "or set container.image to an image you built, pinned by digest")
 
 
 def check_instance(ctx: Ctx) -> None:
