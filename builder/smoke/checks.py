@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from builder.smoke.http_deadline import Deadline, HttpFailure, fetch, open_request
 from builder.smoke.judge import Generation, judge_expectations, judge_response, judge_stream
 from builder.smoke.models import Check, SmokeMetrics, SmokeSettings
 
@@ -19,59 +20,53 @@ def payload(settings: SmokeSettings, *, stream: bool) -> dict:
     return body
 
 
-def _request_error(name: str, exc: Exception, timeout: float) -> Generation:
-    import requests
+REQUEST_DEADLINE = "smoke.request_timeout_s"
 
-    if isinstance(exc, requests.Timeout):
-        detail = f"no answer within request_timeout_s={timeout:g} s"
-    elif isinstance(exc, requests.ConnectionError):
-        detail = f"connection failed (did the server exit?): {str(exc)[:300]}"
-    else:
-        detail = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+def _deadline(settings: SmokeSettings) -> Deadline:
+    """Each request, from connect to its last byte, ends by ``request_timeout_s`` (overall, not per read)."""
+    return Deadline(settings.request_timeout_s, REQUEST_DEADLINE)
+
+
+def _request_error(name: str, exc: HttpFailure, lines: int = 0) -> Generation:
+    detail = str(exc)
+    if exc.kind in ("refused", "connection"):
+        detail = f"connection failed (did the server exit?): {detail}"
+        if lines:
+            detail += f" after {lines} lines (stream cut)"
     return Generation(checks=[Check(name=name, ok=False, detail=detail)])
 
 
 def generate(url: str, settings: SmokeSettings, name: str = "generate") -> tuple[Generation, float]:
     """One non-streaming request; returns the judged answer and its latency (s)."""
-    import requests
-
     start = time.monotonic()
     try:
-        r = requests.post(f"{url}/invocations", json=payload(settings, stream=False),
-                          timeout=settings.request_timeout_s)
-    except requests.RequestException as exc:
-        return _request_error(name, exc, settings.request_timeout_s), time.monotonic() - start
+        status, ctype, body = fetch("POST", f"{url}/invocations", json=payload(settings, stream=False),
+                                    deadline=_deadline(settings))
+    except HttpFailure as exc:
+        return _request_error(name, exc), time.monotonic() - start
     latency = time.monotonic() - start
-    return judge_response(r.status_code, r.headers.get("content-type", ""), r.content, name=name), latency
+    return judge_response(status, ctype, body, name=name), latency
 
 
 def generate_stream(url: str, settings: SmokeSettings, metrics: SmokeMetrics,
                     name: str = "generate-stream") -> Generation:
-    import requests
-
     start = time.monotonic()
     first: float | None = None
     lines: list[str] = []
     try:
-        with requests.post(f"{url}/invocations", json=payload(settings, stream=True),
-                           timeout=settings.request_timeout_s, stream=True) as r:
-            ctype = r.headers.get("content-type", "")
-            if r.status_code != 200:
-                return judge_stream(r.status_code, ctype, [], body_if_error=r.content, name=name)
-            # requests' per-read timeout bounds each line; the overall deadline bounds the stream
-            for raw in r.iter_lines(decode_unicode=False):
+        with open_request("POST", f"{url}/invocations", json=payload(settings, stream=True),
+                          deadline=_deadline(settings)) as r:
+            ctype = r.content_type
+            if r.status != 200:
+                return judge_stream(r.status, ctype, [], body_if_error=r.body(), name=name)
+            # chunked reads, split incrementally; the deadline and the caps hold between chunks
+            for raw in r.lines():
                 if first is None:
                     first = time.monotonic()
                 lines.append(raw.decode("utf-8", "replace"))
-                if time.monotonic() - start > settings.request_timeout_s:
-                    return Generation(checks=[Check(name=name, ok=False, detail=(
-                        f"the stream did not end within request_timeout_s={settings.request_timeout_s:g} s "
-                        f"({len(lines)} lines so far)"))])
-    except requests.RequestException as exc:
-        gen = _request_error(name, exc, settings.request_timeout_s)
-        if lines:
-            gen.checks[0].detail += f" after {len(lines)} lines (stream cut)"
-        return gen
+    except HttpFailure as exc:
+        return _request_error(name, exc, len(lines))
     end = time.monotonic()
     gen = judge_stream(200, ctype, lines, name=name)
     if gen.ok and gen.tokens:

@@ -52,6 +52,14 @@ class SmokeSettings(BaseModel):
         loading = self.model_loading_timeout or DEFAULT_LOADING_TIMEOUT_S.get(family or "", IMAGE_LOADING_TIMEOUT_S)
         return float(loading + READINESS_MARGIN_S)
 
+    def readiness_deadline_label(self, family: str | None) -> str:
+        """What set ``readiness_deadline_s``, named in the failure message."""
+        if self.readiness_timeout_s:
+            return "smoke.readiness_timeout_s"
+        if self.model_loading_timeout:
+            return f"option.model_loading_timeout + {READINESS_MARGIN_S} s"
+        return f"default model loading timeout + {READINESS_MARGIN_S} s"
+
 
 class Check(BaseModel):
     name: str

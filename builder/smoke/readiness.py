@@ -17,6 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from builder.smoke.http_deadline import Deadline, HttpFailure, fetch
+
+PING_MAX_BYTES = 2**20  # DJL lists the models: a few KiB
 Outcome = Literal["ready", "ping-failed", "exited", "deadline"]
 Probe = Callable[[], "PingAnswer"]
 StateFn = Callable[[], tuple[bool, "int | None", str]]
@@ -42,36 +45,34 @@ class Readiness(BaseModel):
         return self.outcome == "ready"
 
 
-def http_probe(url: str, timeout: float = 3.0) -> Probe:
-    """``GET {url}/ping`` with a short timeout (upstream uses ``curl -m 3``, §15)."""
-    import requests
+def http_probe(url: str, timeout: float = 3.0, deadline: Deadline | None = None) -> Probe:
+    """``GET {url}/ping``: the whole answer (headers and body) within ``timeout`` (upstream uses
+    ``curl -m 3``, §15) and within what is left of the readiness ``deadline``, so a ``/ping`` that
+    drips its body cannot hold the wait past it."""
 
     def probe() -> PingAnswer:
+        limit = deadline.sub(timeout, "probe timeout") if deadline is not None else Deadline(timeout, "probe timeout")
         try:
-            r = requests.get(f"{url}/ping", timeout=timeout)
-        except requests.ConnectionError as exc:
-            return PingAnswer(error=_short(exc))
-        except requests.Timeout:
-            return PingAnswer(error=f"no answer within {timeout:g} s")
-        except requests.RequestException as exc:
-            return PingAnswer(error=_short(exc))
-        return PingAnswer(status=r.status_code, body=r.text[:2000])
+            status, _ctype, body = fetch("GET", f"{url}/ping", deadline=limit, max_bytes=PING_MAX_BYTES)
+        except HttpFailure as exc:
+            what = f"/ping {exc.status}: " if exc.status is not None else ""
+            return PingAnswer(error=what + str(exc)[:300])
+        return PingAnswer(status=status, body=body[:2000].decode("utf-8", "replace"))
 
     return probe
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    if "Connection refused" in text or "Errno 111" in text:
-        return "connection refused"
-    return text[:200]
-
-
-def wait_ready(probe: Probe, state: StateFn, deadline_s: float, *, interval_s: float = 0.5,
+def wait_ready(probe: Probe, state: StateFn, deadline_s: float | Deadline, *, interval_s: float = 0.5,
                max_interval_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
                sleep: Callable[[float], None] = time.sleep,
-               on_wait: Callable[[float, PingAnswer], None] | None = None) -> Readiness:
+               on_wait: Callable[[float, PingAnswer], None] | None = None, label: str = "") -> Readiness:
+    """``deadline_s``: seconds, or the ``Deadline`` the probe was built with (``http_probe(...,
+    deadline=...)``, so that one probe cannot outlast it); its clock and label are then used.
+    ``label`` names what set a plain ``deadline_s`` (e.g. ``smoke.readiness_timeout_s``)."""
     start = clock()
+    if isinstance(deadline_s, Deadline):  # its clock counts from its own start
+        clock, label, deadline_s, start = deadline_s.elapsed, deadline_s.label, deadline_s.seconds, 0.0
+    named = f"{deadline_s:g} s" + (f" ({label})" if label else "")
     polls = 0
     last = PingAnswer(error="not polled yet")
     delay = interval_s
@@ -93,7 +94,7 @@ def wait_ready(probe: Probe, state: StateFn, deadline_s: float, *, interval_s: f
         if elapsed >= deadline_s:
             said = f"/ping {last.status}" if last.status else (last.error or "no answer")
             return Readiness(outcome="deadline", seconds=elapsed, status=last.status, body=last.body, polls=polls,
-                             detail=f"not ready within {deadline_s:g} s (last: {said})")
+                             detail=f"not ready within {named} (last: {said})")
         if on_wait:
             on_wait(elapsed, last)
         sleep(min(delay, max(0.0, deadline_s - elapsed)))

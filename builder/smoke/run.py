@@ -16,6 +16,7 @@ from builder.smoke.container import (
     new_run_id,
     plan_devices,
 )
+from builder.smoke.http_deadline import Deadline
 from builder.smoke.image_info import ImageInfo, inspect_image
 from builder.smoke.memory import peak_memory
 from builder.smoke.models import AcceleratorsMode, Check, SmokeMode, SmokeResult, SmokeSettings
@@ -91,7 +92,8 @@ def _run(client, info: ImageInfo, settings: SmokeSettings, result: SmokeResult, 
                 return
             console.info(f"container {box.name} on {box.url} ({plan.kind if plan.kind != 'none' else 'no'} "
                          f"accelerators); waiting up to {deadline:g} s for /ping")
-            ready = wait_ready(http_probe(box.url), box.state, deadline, on_wait=_waiting_printer())
+            limit = Deadline(deadline, settings.readiness_deadline_label(info.family))
+            ready = wait_ready(http_probe(box.url, deadline=limit), box.state, limit, on_wait=_waiting_printer())
             result.checks.append(Check(name="ready", ok=ready.ok, detail=ready.detail))
             if ready.ok:
                 result.metrics.time_to_ready_s = round(ready.seconds, 3)

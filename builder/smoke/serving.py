@@ -20,6 +20,7 @@ from builder.smoke.container import (
     new_run_id,
     plan_devices,
 )
+from builder.smoke.http_deadline import Deadline, HttpFailure, open_request
 from builder.smoke.image_info import ImageInfo
 from builder.smoke.readiness import http_probe, wait_ready
 
@@ -60,8 +61,12 @@ def find_running(client, image_id: str) -> tuple[str, int] | None:
 
 
 def wait_until_ready(box: ManagedContainer, info: ImageInfo, *, deadline_s: float | None = None) -> float:
-    deadline = deadline_s or info.settings.readiness_deadline_s(info.family)
-    ready = wait_ready(http_probe(box.url), box.state, deadline)
+    if deadline_s:
+        limit = Deadline(deadline_s, "--readiness-timeout")
+    else:
+        limit = Deadline(info.settings.readiness_deadline_s(info.family),
+                         info.settings.readiness_deadline_label(info.family))
+    ready = wait_ready(http_probe(box.url, deadline=limit), box.state, limit)
     if not ready.ok:
         tail = "\n".join(box.logs().splitlines()[-100:])
         raise BuilderError(f"{info.ref} did not become ready: {ready.detail}\n--- last log lines ---\n{tail}",
@@ -110,22 +115,23 @@ def parse_data(text: str) -> dict | list:
     return doc
 
 
-def send(url: str, data: dict | list, *, timeout: float, write: Callable[[str], None]) -> int:
+def send(url: str, data: dict | list, *, timeout: float, write: Callable[[str], None],
+         label: str = "--timeout") -> int:
     """POST /invocations; the answer goes to ``write`` (streamed line by line for jsonlines).
+    The whole exchange ends by ``timeout`` seconds (``label`` names the option that set it).
     Returns the HTTP status."""
-    import requests
-
+    limit = Deadline(timeout, label)
     try:
-        with requests.post(f"{url}/invocations", json=data, timeout=timeout, stream=True) as r:
-            ctype = r.headers.get("content-type", "")
+        with open_request("POST", f"{url}/invocations", json=data, deadline=limit) as r:
+            ctype = r.content_type
             if "jsonlines" in ctype or "event-stream" in ctype:
-                for line in r.iter_lines(decode_unicode=False):
+                for line in r.lines():
                     write(line.decode("utf-8", "replace") + "\n")
             else:
-                body = r.content.decode("utf-8", "replace")
+                body = r.body().decode("utf-8", "replace")
                 write(body if body.endswith("\n") or not body else body + "\n")
-            return r.status_code
-    except requests.Timeout:
-        raise BuilderError(f"no answer from {url}/invocations within {timeout:g} s", stage=STAGE) from None
-    except requests.ConnectionError as exc:
-        raise BuilderError(f"cannot reach {url}/invocations: {exc}", stage=STAGE) from None
+            return r.status
+    except HttpFailure as exc:
+        if exc.kind in ("refused", "connection"):
+            raise BuilderError(f"cannot reach {url}/invocations: {exc}", stage=STAGE) from None
+        raise BuilderError(f"{url}/invocations: {exc}", stage=STAGE) from None
