@@ -76,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted")
         return 130
+    except BrokenPipeError:
+        # `lmi-build plan recipes/ | head`: the reader went away; that is not an error of ours. Point
+        # stdout at devnull so the interpreter's final flush does not print "Exception ignored ...".
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by SIGPIPE
     except Exception as exc:
         # The last line of defence for what the stages did not turn into a BuilderError: a
         # filesystem, network or engine error is the environment's fault and gets one line, not a
