@@ -75,3 +75,43 @@ def test_smoke_always_fails_where_the_target_cannot_run(local_registry, gpu_reci
     err = capsys.readouterr().err
     assert rc == 1
     assert "smoke" in err and "NVIDIA GPUs" in err
+
+
+def _head(host: str, repo: str, tag: str) -> str | None:
+    r = requests.head(f"http://{host}/v2/{repo}/manifests/{tag}", timeout=5, headers={
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"})
+    return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None
+
+
+def test_registry_default_tag_is_the_image_digest_and_a_weights_swap_gets_a_new_one(local_registry, gpu_recipe,
+                                                                                   tmp_path, capsys):
+    """Issue 14 on the registry path: the default publish tag is <name>-<image-digest12>; swapping a weights
+    file of the path: model makes a new digest and a new tag, and the first tag stays on the first image."""
+    base = push_base(local_registry.host, f"base/{uuid.uuid4().hex[:8]}")
+    repo = f"models/{uuid.uuid4().hex[:8]}"
+    name = next(line.split(":", 1)[1].strip() for line in gpu_recipe.read_text().splitlines()
+                if line.startswith("name:"))
+
+    def build(report: Path) -> dict:
+        rc = main(["build", str(gpu_recipe), "--assembler", "registry", "--registry", f"{local_registry.host}/{repo}",
+                   "--base-image", base, "--cache-dir", str(tmp_path / "cache"), "--report", str(report),
+                   "--smoke", "never", "--push", "--skip-smoke"])
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        return json.loads(report.read_text())
+
+    first = build(tmp_path / "r1.json")
+    tag1 = f"{name}-{first['inputs']['image_digest'][7:19]}"
+    assert [t["tag"] for t in first["published"][0]["tags"]] == [tag1]
+    assert _head(local_registry.host, repo, tag1) == first["image"]["digest"]
+
+    weights = next((tmp_path / "hf-cpu-tiny-llama/model").glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # same name and size, other bytes
+    weights.write_bytes(bytes(data))
+    second = build(tmp_path / "r2.json")
+    tag2 = f"{name}-{second['inputs']['image_digest'][7:19]}"
+    assert tag2 != tag1 and second["image"]["digest"] != first["image"]["digest"]
+    assert second["inputs"]["image_inputs"]["model"] != first["inputs"]["image_inputs"]["model"]
+    assert _head(local_registry.host, repo, tag2) == second["image"]["digest"]
+    assert _head(local_registry.host, repo, tag1) == first["image"]["digest"]  # not moved
