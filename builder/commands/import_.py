@@ -31,8 +31,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    import yaml
-
     from builder import diagnostics as dg
     from builder.console import info, warn
     from builder.lmi.importer import LocatedImportError, build_recipe, read_sources
@@ -57,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     header = f"# Imported by 'lmi-build import' from {named}.\n" \
              "# Editor completion: `lmi-build schema -o recipe.schema.json`, then add a first line\n" \
              "# `# yaml-language-server: $schema=recipe.schema.json`.\n"
-    text = header + yaml.safe_dump(imported.data, sort_keys=False, allow_unicode=True)
+    text = header + _dump(imported.data)
     target = args.output or Path(os.getcwd()) / ".lmi-import-check.yaml"
     loaded = load_recipe(target, text)
     diags = [_in_input(d, sources, args) for d in validate(loaded)]
@@ -98,14 +96,14 @@ def _in_input(d, sources, args: argparse.Namespace):  # type: ignore[no-untyped-
     elif path[:1] == ("serving",) and len(path) > 1 and path[1] not in ("option", "pass_through"):
         key = str(path[1])
     origin = sources.origins.get(key) if key else None
-    field_ = ".".join(str(p) for p in path) or "recipe"
+    field_ = f"recipe {'.'.join(str(p) for p in path)}" if path else "the recipe"
     if origin is not None:
         return replace(d, location=Location(str(origin.file), origin.line, 1 if origin.line else 0),
-                       message=f"{origin.name} (recipe {field_}): {d.message}")
+                       message=f"{origin.name} ({field_}): {d.message}")
     first = args.properties or args.env_file
     what = "from the command line or a default" if path[:1] in (("target",), ("container",), ("name",)) \
         else "in the recipe import would write"
-    return replace(d, location=Location(str(first)), message=f"recipe {field_} ({what}): {d.message}")
+    return replace(d, location=Location(str(first)), message=f"{field_} ({what}): {d.message}")
 
 
 def _comment_text(text: str) -> str:
@@ -116,3 +114,23 @@ def _comment_text(text: str) -> str:
     shown = printable(text, newlines=False)
     return "".join(c if c == "\t" or 0x20 <= ord(c) <= 0x7E or 0xA0 <= ord(c) <= 0xD7FF
                    or 0xE000 <= ord(c) <= 0xFFFD or ord(c) >= 0x10000 else f"\\u{ord(c):04x}" for c in shown)
+
+
+def _dump(data: dict) -> str:
+    """YAML that reads back as exactly ``data``. PyYAML writes a value holding \\x85, \\u2028 or
+    \\u2029 in single quotes, where a YAML reader folds that line break into a space; such values
+    are written double-quoted, where they are escaped."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = '"' if any(c in value for c in "\x85\u2028\u2029\ufeff") else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    out = yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True)
+    if yaml.safe_load(out) != data:  # what the emitter does not round-trip: all escaped, ASCII only
+        out = yaml.safe_dump(data, sort_keys=False, allow_unicode=False, default_style='"')
+    return out

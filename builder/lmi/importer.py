@@ -60,6 +60,7 @@ def env_to_properties(env: dict[str, str]) -> dict[str, str]:
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
             "\u2028\u2029\u202f\u205f\u3000"
 _DOCKER_MAX_LINE = 64 * 1024  # bufio.MaxScanTokenSize
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_INPUT_BYTES = 1 << 20  # the recipe it becomes must load (yamlpos.MAX_BYTES); a real file is < 10 KB
 
 
@@ -187,6 +188,10 @@ def build_recipe(props: dict[str, str], *, family: str, version: str, instance_t
         model["path"] = model_path or "."
         notes.append(f"no Hub/S3 model_id; model.path is '{model['path']}' (the folder of the weights, "
                      "relative to the recipe)")
+    if "id" not in model and trust is not None:
+        # S3 and local models read option.trust_remote_code too (7 of upstream's v27 configurations set it
+        # on an S3 model): keep it, never drop it quietly.
+        model["trust_remote_code"] = {"true": True, "false": False}.get(trust.strip().lower(), trust)
     release = catalog.release(family, version)
     if release is not None and release.version != version:
         notes.append(f"container.version: wrote the release's name '{release.version}' (DJL {version} names it)")
@@ -301,6 +306,10 @@ def read_sources(properties: Path | None, env_file: Path | None) -> Sources:
                          "imported as LMI reads them (write \\uXXXX escapes in serving.properties for other text)")
         lines = properties_lines(text)
         for key, value in values.items():
+            if _SURROGATE.search(key + value):  # \ud800 alone: Java keeps it, UTF-8 text cannot hold it
+                raise LocatedImportError(properties, ImportInputError(
+                    "properties-surrogate", f"'{key}' holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape "
+                    "without its pair); a recipe is UTF-8 text and cannot hold it", lines.get(key, 0)))
             merged[key] = value
             origins[key] = Origin(properties, lines.get(key, 0), key)
     return Sources(merged, origins, notes)

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from builder.cli import main
+from tests.unit.javaprops import java_load, needs_java
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"name": "ok", "model": {"id": "org/m", "revision": "a" * 40, "trust_remote_code": False},
@@ -207,3 +208,181 @@ def test_argparse_errors_are_escaped(capsys: pytest.CaptureFixture[str]) -> None
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert not RAW_CONTROL.search(err) and "--\\x1b[2J" in err
+
+
+# --- import: env files as docker reads them, properties files as Java reads them ------------------
+
+SHA = "a" * 40
+BASE_PROPS = f"option.model_id=org/m\noption.revision={SHA}\noption.rolling_batch=vllm\n"
+# Every character str.splitlines() breaks on, the other C0/C1 controls, and Unicode's separators.
+BREAKERS = ["\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x00", "\x1b", "\t", "\x7f",
+            "\x9b", "\ufeff", "\u202e"]
+
+
+def import_recipe(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, props: bytes | None = None,
+                  env: bytes | None = None, version: str = "lmi-27.0.0") -> tuple[int, str, dict | None]:
+    argv = ["import"]
+    if props is not None:
+        argv.append(str(write(tmp_path / "serving.properties", props)))
+    if env is not None:
+        argv += ["--env-file", str(write(tmp_path / "docker.env", env))]
+    out = tmp_path / "r.yaml"
+    argv += ["--family", "lmi", "--version", version, "--instance-type", "ml.g5.xlarge", "-o", str(out), "--force"]
+    rc, err = cli(argv, capsys)
+    return rc, err, (yaml.safe_load(out.read_text(encoding="utf-8")) if rc == 0 else None)
+
+
+def rendered_properties(recipe: Path) -> str:
+    from builder.lmi.render import render_texts
+    from builder.lmi.resolve import resolve
+    from builder.recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+    assert loaded.recipe is not None, loaded.diagnostics
+    return render_texts(resolve(loaded.recipe))["serving.properties"]
+
+
+@pytest.mark.parametrize("ch", BREAKERS, ids=[f"U+{ord(c):04X}" for c in BREAKERS])
+def test_env_value_with_a_line_breaking_char_is_one_variable(ch: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # docker splits on \n only: OPTION_MY_KEY=a<ch>OPTION_EVIL=1 is one variable, never two
+    env = f"HF_MODEL_ID=org/m\nHF_REVISION={SHA}\nOPTION_ROLLING_BATCH=vllm\nOPTION_MY_KEY=a{ch}OPTION_EVIL=1\n"
+    rc, err, data = import_recipe(tmp_path, capsys, env=env.encode("utf-8"))
+    if rc == 0:
+        assert data is not None
+        option = data["serving"]["option"]
+        assert "evil" not in option and option["my_key"] == f"a{ch}OPTION_EVIL=1"
+    else:  # refused (a control char in a value): located at the env file's line, not the recipe
+        check_refused(rc, err)
+        assert "docker.env:4:" in err, err
+        assert "evil" not in err.lower().replace("option_evil=1", "")
+
+
+NAME_CHARS = [c for c in BREAKERS if c != "\x00"] + ["\n"]  # a file name holds anything but NUL and '/'
+
+
+@pytest.mark.parametrize("ch", NAME_CHARS, ids=[f"U+{ord(c):04X}" for c in NAME_CHARS])
+def test_import_header_comment_cannot_add_a_key(ch: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / f"a{ch}name: evil"
+    folder.mkdir()
+    rc, err, data = import_recipe(folder, capsys, props=BASE_PROPS.encode())
+    assert rc == 0, err
+    assert data is not None and "name" in data and data["name"] != "evil" and "evil" not in data
+
+
+def test_env_file_rules_are_dockers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # what `docker create --env-file` (docker 28.2.2) stored for this very file, Config.Env
+    raw = ("\ufeffHF_MODEL_ID=org/m\n"  # the BOM is dropped; the first variable is kept
+           f"HF_REVISION={SHA}\r\n"  # \r\n ends a line
+           "OPTION_ROLLING_BATCH=vllm\n"
+           "  \tOPTION_TRAIL=trail  \n"  # leading white space trimmed, trailing kept
+           "\fOPTION_FF=j\n"
+           "OPTION_QUOTED=\"quoted\"\n"  # no unquoting
+           "OPTION_CR=d\rE=e\n"  # a lone \r is part of the value
+           "OPTION_NUM=007\n"
+           "OPTION_BOOL=TRUE\n"
+           "OPTION_SPACED=42  \n"
+           "# OPTION_COMMENT=1\n").encode()
+    rc, err, data = import_recipe(tmp_path, capsys, env=raw)
+    if rc != 0:  # OPTION_CR holds a \r: the recipe refuses it, located at line 7 of the env file
+        check_refused(rc, err)
+        assert "docker.env:7:1" in err, err
+        raw = raw.replace(b"OPTION_CR=d\rE=e\n", b"")
+        rc, err, data = import_recipe(tmp_path, capsys, env=raw)
+    assert rc == 0, err
+    assert data is not None
+    assert data["model"]["id"] == "org/m" and data["model"]["revision"] == SHA
+    option = data["serving"]["option"]
+    assert option["trail"] == "trail  " and option["ff"] == "j" and option["quoted"] == '"quoted"'
+    assert option["num"] == "007" and option["bool"] == "TRUE" and option["spaced"] == "42  "
+    assert "comment" not in option
+
+
+@pytest.mark.parametrize("bad, line", [(b"export OPTION_A=1\n", 1), (b"OPTION_A=1\n=2\n", 2),
+                                       (b"OPTION_A=1\nOPTION_B=\xff\n", 2), (b"OPTION A=1\n", 1),
+                                       (b"A=" + b"x" * 70_000 + b"\n", 1)])
+def test_env_file_docker_refuses_is_refused_located(bad: bytes, line: int, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    rc, err, _ = import_recipe(tmp_path, capsys, env=bad)
+    check_refused(rc, err, expect=f"docker.env:{line}:1: error:")
+
+
+@pytest.mark.parametrize("text, value", [("007", "007"), ("TRUE", "TRUE"), ("42  ", "42  "), ("true", True),
+                                         ("42", 42), ("-3", -3), ("+3", "+3"), ("0x10", "0x10"), ("1e3", "1e3"),
+                                         ("", ""), ("yes", "yes"), ("-0", "-0")])
+def test_import_keeps_option_values_as_lmi_reads_them(text: str, value: object, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    props = (BASE_PROPS + f"option.custom_x={text}\n").encode()
+    rc, err, data = import_recipe(tmp_path, capsys, props=props)
+    assert rc == 0, err
+    assert data is not None and data["serving"]["option"]["custom_x"] == value
+    assert type(data["serving"]["option"]["custom_x"]) is type(value)
+
+
+def test_import_refuses_an_input_over_the_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    props = (BASE_PROPS + "option.custom_x=" + "x" * (1 << 20) + "\n").encode()
+    rc, err, _ = import_recipe(tmp_path, capsys, props=props)
+    check_refused(rc, err, expect="serving.properties: error: [file-too-large]")
+    assert not (tmp_path / "r.yaml").exists()
+
+
+def test_import_errors_point_into_the_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for extra, key in (("job_queue_size=many\n", "job_queue_size"),  # a type error (pydantic)
+                       ("option.tensor_parallel_degree=zero\n", "option.tensor_parallel_degree"),  # a rule
+                       ("option.rolling_batch=\\\n  vllm\\n\n", "option.rolling_batch")):  # a continued line
+        rc, err, _ = import_recipe(tmp_path, capsys, props=(BASE_PROPS + "\n" + extra).encode())
+        check_refused(rc, err)
+        assert ".lmi-import-check" not in err and "r.yaml" not in err
+        assert "serving.properties:5:1: error:" in err and key in err, err
+    rc, err, _ = import_recipe(tmp_path, capsys, env=b"HF_MODEL_ID=org/m\nSERVING_JOB_QUEUE_SIZE=x\n")
+    check_refused(rc, err, expect="docker.env:2:1: error:")
+    assert "SERVING_JOB_QUEUE_SIZE" in err
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+@pytest.mark.parametrize("which", ["properties", "env-file"])
+def test_special_file_as_import_input(kind: str, which: str, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = special_files(tmp_path)[kind]
+    argv = ["import", str(path)] if which == "properties" else ["import", "--env-file", str(path)]
+    rc, err = cli([*argv, "--family", "lmi", "--version", "lmi-27.0.0", "-o", str(tmp_path / "r.yaml")], capsys)
+    if kind == "dev-null":  # an empty file: a recipe with no model id is refused by validation, located
+        assert rc in (0, 1), err
+    else:
+        check_refused(rc, err)
+    if rc != 0:
+        assert not (tmp_path / "r.yaml").exists()
+
+
+# Values of one option as they may appear in a serving.properties file (bytes, as LMI's
+# Properties.load(InputStream) reads them: ISO-8859-1 plus escapes).
+PROPERTY_VALUES = [b"007", b"TRUE", b"42  ", b"  lead", b"a\\u2028b", b"caf\xc3\xa9", b"caf\\u00e9", b"a\\\\b",
+                   b"a\\\n   b", b"x\\tz", b"#notcomment", b"a=b:c", b"\\u0085", b"tab\there", b"sp ace",
+                   b"\xff\xfe", b"end\\", b"\\ud83d\\ude00", b"\\ud800", b"\x0bvt", b"\x0cff", b"\x1cfs", b"\x85nel",
+                   b"a\rOPTION.EVIL=1", b"\\r\\n", b"\\!bang"]
+
+
+@needs_java
+def test_import_round_trips_through_javas_properties(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What Java reads from the input is what Java reads from the serving.properties the imported
+    recipe renders; or the import is refused, located in the input."""
+    originals, rendered, imported = [], [], []
+    for i, value in enumerate(PROPERTY_VALUES):
+        case = tmp_path / str(i)
+        case.mkdir()
+        props = BASE_PROPS.encode() + b"option.custom_x=" + value + b"\n"
+        rc, err, _ = import_recipe(case, capsys, props=props)
+        originals.append(case / "serving.properties")
+        if rc != 0:
+            check_refused(rc, err, expect=f"{case / 'serving.properties'}:4:1: error:")
+            continue
+        out = case / "rendered.properties"
+        out.write_text(rendered_properties(case / "r.yaml"), encoding="ascii")
+        rendered.append(out)
+        imported.append(i)
+    maps = java_load(*originals, *rendered)
+    want, got = maps[:len(originals)], maps[len(originals):]
+    for i, back in zip(imported, got, strict=True):
+        assert back["option.custom_x"] == want[i]["option.custom_x"], (PROPERTY_VALUES[i], back, want[i])
+        assert not [k for k in back if "evil" in k.lower()], back  # no value added a key
+    assert len(imported) >= len(PROPERTY_VALUES) // 2  # most of them import; the rest are refused, located
