@@ -23,7 +23,11 @@ clients reported it (docs/registry-assembly.md "Amazon ECR"):
   of ``PUT ?digest=`` is the proof;
 * every part but the last must be at least 5 MiB (``LayerPartTooSmallException: All layer parts
   except the last part should be at least 5MB``, dotnet/sdk-container-builds#424, #279): parts are
-  never smaller, and the last part travels in the final PUT.
+  never smaller, and the last part travels in the final PUT;
+* a blob GET is redirected (307) to a pre-signed S3 URL, and S3 refuses a request that also carries
+  an ``Authorization`` header (open-policy-agent/opa#6728): ``requests`` drops the header on a
+  redirect to another origin (``Session.should_strip_auth``), so the ECR token never reaches S3
+  (tests/integration/test_ecr_front.py fails if it does).
 """
 
 from __future__ import annotations

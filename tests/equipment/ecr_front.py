@@ -29,6 +29,11 @@ with its public source:
   CloudTrail, dotnet/sdk-container-builds#424; "Minimum layer part size 5 MiB", ECR service
   quotas); the HTTP status and the registry-API error code ECR puts around them are not published,
   so 400 / BLOB_UPLOAD_INVALID (the spec's code for a refused upload) are this front's choice.
+* **Blob downloads redirect to S3.** ``GET /v2/<repo>/blobs/<digest>`` is answered ``307`` with a
+  pre-signed URL on another origin (here a second loopback port standing in for S3), which refuses a
+  request that also carries an ``Authorization`` header with S3's ``400 InvalidArgument "Only one auth
+  mechanism allowed; ..."`` (open-policy-agent/opa#6728: "ECR serves OCI blobs by redirecting to S3
+  using pre-signed URLs"). A client that forwards the ECR token there fails, and leaks it.
 * **Layer at most 52,000 MiB** ("Maximum layer size", ECR service quotas), checked on the final PUT
   against the bytes the session received; ``max_layer_bytes`` can be set lower so that a test can
   reach it. The answer's form is this front's choice (ECR's is not published).
@@ -44,6 +49,8 @@ Bodies are held in memory per request: meant for test blobs of some tens of MiB.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import http.client
 import json
 import re
@@ -52,7 +59,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 MIN_PART = 5 << 20
 MAX_LAYER = 52_000 << 20
@@ -60,6 +67,7 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgra
         "content-length", "authorization", "expect"}
 _SESSION = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<id>[^/?]+)$")
 _START = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/?$")
+_BLOB = re.compile(r"^/v2/(?P<repo>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
 
 
 @dataclass
@@ -80,6 +88,9 @@ class FrontStats:
     stale_ranges: int = 0
     parts_refused: int = 0
     layers_too_large: int = 0
+    redirects: int = 0  # blob GETs sent to the S3 stand-in
+    s3_served: int = 0
+    s3_refused_auth: int = 0  # requests that reached "S3" with an Authorization header
 
     def count(self, method: str, path_re: str = "", status: int | None = None) -> int:
         pat = re.compile(path_re)
@@ -109,11 +120,19 @@ class EcrFront:
         class Handler(_Handler):
             pass
 
+        class S3Handler(_S3Handler):
+            pass
+
         Handler.front = front
+        S3Handler.front = front
+        self._sign_key = uuid.uuid4().bytes
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._s3 = ThreadingHTTPServer(("127.0.0.1", 0), S3Handler)
+        for srv in (self._server, self._s3):
+            srv.daemon_threads = True
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.s3_port = self._s3.server_address[1]
 
     @property
     def host(self) -> str:
@@ -125,8 +144,18 @@ class EcrFront:
                 f'service="ecr.amazonaws.com"')
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        for srv in (self._server, self._s3):
+            srv.shutdown()
+            srv.server_close()
+
+    def presign(self, repo: str, digest: str) -> str:
+        sig = hmac.new(self._sign_key, f"{repo}\n{digest}".encode(), hashlib.sha256).hexdigest()
+        query = urlencode({"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Expires": "3600", "X-Amz-Signature": sig})
+        return f"http://127.0.0.1:{self.s3_port}/{quote(repo, safe='')}/{digest}?{query}"
+
+    def signed(self, repo: str, digest: str, signature: str) -> bool:
+        want = hmac.new(self._sign_key, f"{repo}\n{digest}".encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(want, signature)
 
     # --- what ECR decides ------------------------------------------------------------------
     def authorized(self, header: str | None) -> bool:
@@ -222,6 +251,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(401, "DENIED", "Not Authorized", [("WWW-Authenticate", front.challenge)])
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query))
+        blob = _BLOB.match(url.path)
+        if self.command == "GET" and blob:
+            # ECR: the bytes come from S3 through a pre-signed URL (open-policy-agent/opa#6728)
+            front.stats.redirects += 1
+            return self._send(307, [("Location", front.presign(blob.group("repo"), blob.group("digest")))], b"")
         path = None
         if self.command == "POST" and _START.match(url.path) and "mount" in query:
             m = _START.match(url.path)
@@ -276,3 +310,45 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._handle()
+
+
+class _S3Handler(BaseHTTPRequestHandler):
+    """The stand-in for S3's pre-signed GET: the signature in the query is the only auth it accepts."""
+
+    protocol_version = "HTTP/1.1"
+    front: EcrFront
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _answer(self, status: int, body: bytes, content_type: str = "application/xml") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        front = self.front
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query))
+        if self.headers.get("Authorization"):
+            front.stats.s3_refused_auth += 1
+            return self._answer(400, b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism "
+                                     b"allowed; only the X-Amz-Algorithm query parameter, Signature query string "
+                                     b"parameter or the Authorization header should be specified</Message></Error>")
+        repo_q, _, digest = url.path.lstrip("/").rpartition("/")
+        repo = unquote(repo_q)
+        if not front.signed(repo, digest, query.get("X-Amz-Signature", "")):
+            return self._answer(403, b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
+        conn = http.client.HTTPConnection("127.0.0.1", front.upstream_port, timeout=300)
+        try:
+            conn.request("GET", f"/v2/{repo}/blobs/{digest}")
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            return self._answer(404, b"<Error><Code>NoSuchKey</Code></Error>")
+        front.stats.s3_served += 1
+        self._answer(200, data, "application/octet-stream")

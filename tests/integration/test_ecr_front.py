@@ -109,6 +109,15 @@ def test_front_answers_as_ecr(ecr_front):
     assert r.status_code == 201
     assert front.stats.mounts_refused == 1 and front.stats.mounts_done == 1
 
+    # blob downloads: 307 to a pre-signed URL on another origin that refuses a second auth mechanism
+    r = requests.get(f"{url}/v2/{repo}/blobs/{_digest(data)}", headers=auth, timeout=5, allow_redirects=False)
+    assert r.status_code == 307 and f":{front.s3_port}/" in r.headers["Location"]
+    leaked = requests.get(r.headers["Location"], headers=auth, timeout=5, allow_redirects=False)
+    assert leaked.status_code == 400 and "Only one auth mechanism allowed" in leaked.text
+    assert requests.get(r.headers["Location"], timeout=30).content == data
+    tampered = r.headers["Location"].replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    assert requests.get(tampered, timeout=5).status_code == 403
+
 
 def test_our_client_answers_the_ecr_basic_challenge(ecr_front):
     front = ecr_front()
@@ -140,7 +149,8 @@ def test_assembly_through_ecr_front(ecr_front, tmp_path, monkeypatch, parts):
     assert front.stats.count("PATCH", status=201) >= 2 and front.stats.parts_refused == 0
     if parts:
         assert front.stats.stale_ranges >= 2  # 12 MiB in 5 MiB parts: the second PATCH saw a stuck Range
-    _, _, files = fetch_image(front.host, res.reference, creds)
+    _, _, files = fetch_image(front.host, res.reference, creds)  # every blob GET went through S3's redirect
+    assert front.stats.s3_served >= len(res.layers) and front.stats.s3_refused_auth == 0
     assert files["opt/ml/model/model-00001-of-00002.safetensors"][1] == 12 * MIB
     assert files["opt/ml/model/model-00002-of-00002.safetensors"][2] == hashlib.sha256(
         (model / "model-00002-of-00002.safetensors").read_bytes()).hexdigest()
@@ -160,6 +170,21 @@ def test_base_copied_from_another_registry_in_parts(local_registry, restartable_
     assert layer.uploaded and layer.bytes_uploaded == layer.size and layer.size > 10 * MIB
     assert front.stats.stale_ranges >= 1 and front.stats.parts_refused == 0
     _, _, files = fetch_image(front.host, res.reference, _creds(front))
+    assert files["opt/payload.bin"][2] == hashlib.sha256(payload).hexdigest()
+
+
+def test_base_read_from_ecr_through_s3_redirects_without_the_token(ecr_front, restartable_registry, tmp_path):
+    """The common case: the LMI base lives in ECR; its config and layers are served from S3."""
+    front = ecr_front()
+    payload = os.urandom(3 * MIB)
+    base = push_base(front.host, _repo("dlc"), creds=_creds(front), payload=payload)
+    model = make_model(tmp_path / "model")
+    res = _assemble(restartable_registry.host, tmp_path, base, model, tmp_path / "cache",
+                    base_credentials=_creds(front))
+    assert res.layers[0].uploaded and res.layers[0].bytes_uploaded == res.layers[0].size
+    assert front.stats.redirects >= 2 and front.stats.s3_served >= 2  # config + layer
+    assert front.stats.s3_refused_auth == 0  # the ECR token never went to "S3"
+    _, _, files = fetch_image(restartable_registry.host, res.reference)
     assert files["opt/payload.bin"][2] == hashlib.sha256(payload).hexdigest()
 
 
