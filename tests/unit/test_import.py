@@ -75,3 +75,25 @@ def test_parse_env_file() -> None:
 def test_import_usage(tmp_path: Path) -> None:
     assert main(["import", "--family", "lmi", "--version", "0.29.0"]) == 2
     assert main(["import", str(tmp_path / "missing.properties"), "--family", "lmi", "--version", "0.29.0"]) == 2
+
+
+@pytest.mark.parametrize("model_id", ["s3://bucket/llama/", None])
+def test_trust_remote_code_of_an_s3_or_local_model_is_kept(tmp_path: Path, model_id: str | None) -> None:
+    # 7 of upstream's v27 configurations set option.trust_remote_code=true on an S3 model (issue 16)
+    props = tmp_path / "serving.properties"
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 8)  # the local model's folder has weights
+    props.write_text(("option.model_id=" + model_id + "\n" if model_id else "") +
+                     "engine=Python\noption.rolling_batch=vllm\noption.trust_remote_code=true\n")
+    out = tmp_path / "recipe.yaml"
+    assert main(["import", str(props), "--family", "lmi", "--version", "lmi-27.0.0", "--instance-type",
+                 "ml.g6.12xlarge", "-o", str(out)]) == 0
+    assert yaml.safe_load(out.read_text())["model"]["trust_remote_code"] is True
+
+
+def test_import_writes_the_release_name_for_a_djl_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    props = tmp_path / "serving.properties"
+    props.write_text("option.model_id=s3://bucket/m/\nengine=Python\noption.rolling_batch=vllm\n")
+    out = tmp_path / "recipe.yaml"
+    assert main(["import", str(props), "--family", "lmi", "--version", "0.29.0", "-o", str(out)]) == 0
+    assert yaml.safe_load(out.read_text())["container"]["version"] == "lmi-11.0.0"
+    assert "lmi-11.0.0" in capsys.readouterr().err
