@@ -382,6 +382,8 @@ class RegistryClient:
                             headers={"Content-Type": "application/octet-stream"}, retry_auth=False)
         if resp.status_code not in PATCH_OK:
             raise self._fail(resp, "PATCH upload")
+        # a first PATCH's Range is right on ECR too: docker push takes the layer size it writes into
+        # the manifest from exactly this answer (distribution's blobWriter.ReadFrom), and works there
         self._check_range(RangeWatch(), resp, sent[0])
         return self._location(resp, "PATCH upload", location)
 
