@@ -383,7 +383,7 @@ class RegistryClient:
         if resp.status_code not in PATCH_OK:
             raise self._fail(resp, "PATCH upload")
         # a first PATCH's Range is right on ECR too: docker push takes the layer size it writes into
-        # the manifest from exactly this answer (distribution's blobWriter.ReadFrom), and works there
+        # the manifest from exactly this answer (distribution's httpBlobUpload.ReadFrom), and works there
         self._check_range(RangeWatch(), resp, sent[0])
         return self._location(resp, "PATCH upload", location)
 
