@@ -10,13 +10,32 @@ REPO_DIR = PACKAGE_DIR.parent
 
 
 def images_dir() -> Path:
-    """Dockerfile templates (``images/<family>/Dockerfile.j2``)."""
+    """Dockerfile templates (``images/<family>/Dockerfile.j2``): the checkout's ``images/`` (editable
+    install), else the copy a wheel carries as ``builder/_images``."""
     override = os.environ.get("LMI_BUILD_IMAGES_DIR")
-    return Path(override) if override else REPO_DIR / "images"
+    if override:
+        return Path(override)
+    checkout = REPO_DIR / "images"
+    return checkout if checkout.is_dir() else PACKAGE_DIR / "_images"
+
+
+def cache_dir_arg(text: str) -> Path:
+    """argparse ``type`` of every ``--cache-dir``: ``Path("")`` is ``.``, so an empty value (an unset
+    variable in CI: ``--cache-dir "$CACHE"``) would put caches in the working directory."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty folder name; give a folder, or leave --cache-dir out for "
+                                         "LMI_BUILD_CACHE or the user cache dir")
+    return Path(text)
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The one content-addressed cache: ``--cache-dir`` > ``LMI_BUILD_CACHE`` > user cache dir."""
+    if isinstance(explicit, str) and not explicit.strip():  # "" is not "unset": None is
+        from builder.diagnostics import UsageError
+
+        raise UsageError("--cache-dir is blank; give a folder, or leave it out")
     if explicit:
         return Path(explicit).expanduser().resolve()
     env = os.environ.get("LMI_BUILD_CACHE")

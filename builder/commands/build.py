@@ -20,7 +20,9 @@ DESCRIPTION = (
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", type=Path, help="recipe YAML file")
     p.add_argument("--report", type=Path, help="write the build record (JSON) here")
-    p.add_argument("--cache-dir", type=Path, help="artifact cache (default: $LMI_BUILD_CACHE or the user cache dir)")
+    from builder.paths import cache_dir_arg  # '' is refused, not read as '.'
+
+    p.add_argument("--cache-dir", type=cache_dir_arg, help="artifact cache (default: $LMI_BUILD_CACHE or the user cache dir)")
     g = p.add_argument_group("bake")
     g.add_argument("--base-image", help="runtime base image REF (pinned @sha256: or a local image id)")
     g.add_argument("--allow-unpinned-base", action="store_true", help="accept a base that cannot be pinned by digest")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+
+from builder.paths import cache_dir_arg
 
 NAME = "cache"
 HELP = "list or prune the model and compile cache"
@@ -19,12 +22,24 @@ def configure(p: argparse.ArgumentParser) -> None:
     ls = sub.add_parser("ls", help="list cache entries")
     ls.add_argument("--format", choices=("table", "json"), default="table")
     pr = sub.add_parser("prune", help="remove unused entries")
-    pr.add_argument("--older-than", type=float, metavar="DAYS",
+    pr.add_argument("--older-than", type=_days, metavar="DAYS",
                     help="also remove models and compile entries not used for DAYS days "
                          "(without it: only what nothing refers to)")
     pr.add_argument("--dry-run", action="store_true", help="list what would be removed")
     for q in (ls, pr):
-        q.add_argument("--cache-dir", metavar="DIR", help="cache folder (default LMI_BUILD_CACHE or user cache)")
+        q.add_argument("--cache-dir", metavar="DIR", type=cache_dir_arg,
+                       help="cache folder (default LMI_BUILD_CACHE or user cache)")
+
+
+def _days(text: str) -> float:
+    """A positive, finite number of days: -5 or nan would make every entry (or none) 'old'."""
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not math.isfinite(days) or days <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of days > 0 (e.g. 30)")
+    return days
 
 
 def _human(n: int) -> str:

@@ -23,9 +23,42 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", "-d", required=True, metavar="JSON|@FILE",
                    help='request body, e.g. \'{"inputs": "What is Deep Learning?", "parameters": '
                         '{"max_new_tokens": 32}}\'')
-    p.add_argument("--timeout", type=float, default=300, metavar="S", help="request timeout (default 300)")
+    p.add_argument("--timeout", type=_seconds, default=300, metavar="S", help="request timeout (default 300)")
     p.add_argument("--new", action="store_true", help="always start a temporary container")
     add_runtime_options(p)
+
+
+MAX_DATA_BYTES = 16 << 20  # a request body; far above any prompt, far below what would hurt
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (requests reads -1 or 0 as 'fail at once', nan as never)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds > 0 (e.g. 300)")
+    return value
+
+
+def _data_text(text: str) -> str:
+    """``--data @FILE`` read here, bounded and regular files only (``/dev/zero`` or a FIFO would
+    never end); inline JSON as is."""
+    if not text.startswith("@"):
+        return text
+    from builder.diagnostics import UsageError
+    from builder.userfile import InputFileError, read_text
+
+    try:
+        body = read_text(text[1:], limit=MAX_DATA_BYTES, what="request body file")
+    except InputFileError as exc:
+        raise UsageError(f"--data {text}: {exc.message}") from None
+    if body.startswith("@"):  # parse_data would read it as one more @FILE
+        raise UsageError(f"--data {text}: the file holds '@...', not JSON")
+    return body
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from builder.smoke.serving import find_running, make_server, parse_data, pick_port, send, wait_until_ready
 
     check_port(args.port)
-    data = parse_data(args.data)
+    data = parse_data(_data_text(args.data))
     env = parse_env(args.env)
     client = docker_client()
     info = inspect_image(client, resolve_image(args.image))

@@ -38,7 +38,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="text: compiler-style lines on stderr; json: one JSON document on stdout")
     p.add_argument("--no-fit", action="store_true",
                    help="skip the hardware-fit check (it runs when the model is local or already cached)")
-    p.add_argument("--cache-dir", type=Path, help="artifact cache to look for already-fetched models in")
+    from builder.paths import cache_dir_arg  # '' is refused, not read as '.'
+
+    p.add_argument("--cache-dir", type=cache_dir_arg, help="artifact cache to look for already-fetched models in")
     p.add_argument("--lmi-check", action="store_true",
                    help="also run the rendered options through LMI's own validator (djl_python 0.34.0: "
                         "TensorRtLlmProperties, TransformerNeuronXProperties, LmiDistRbProperties, else base "

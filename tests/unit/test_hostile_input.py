@@ -386,3 +386,74 @@ def test_import_round_trips_through_javas_properties(tmp_path: Path, capsys: pyt
         assert back["option.custom_x"] == want[i]["option.custom_x"], (PROPERTY_VALUES[i], back, want[i])
         assert not [k for k in back if "evil" in k.lower()], back  # no value added a key
     assert len(imported) >= len(PROPERTY_VALUES) // 2  # most of them import; the rest are refused, located
+
+
+# --- CLI misuse -----------------------------------------------------------------------------------
+
+def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """argparse's own refusal (exit 2) or a UsageError: either way one line, no traceback."""
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = int(exc.code or 0)
+    err = capsys.readouterr().err
+    check_refused(rc, err)
+    assert rc == 2, err
+    return err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "-inf", "soon"])
+def test_predict_timeout_must_be_positive(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    err = usage_error(["predict", "img", "--data", "{}", "--timeout", value], capsys)
+    assert "--timeout" in err
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_predict_data_from_a_special_file(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import builder.smoke.run as smoke_run
+
+    def no_engine() -> None:  # the body is read before any engine is asked
+        raise AssertionError("docker was contacted before --data was read")
+
+    monkeypatch.setattr(smoke_run, "docker_client", no_engine)
+    path = special_files(tmp_path)[kind]
+    err = usage_error(["predict", "img", "--data", f"@{path}"], capsys)
+    assert "--data @" in err
+
+
+def test_predict_data_file_over_the_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from builder.commands.predict import MAX_DATA_BYTES
+
+    body = write(tmp_path / "big.json", b'{"inputs": "' + b"x" * MAX_DATA_BYTES + b'"}')
+    assert "larger than" in usage_error(["predict", "img", "--data", f"@{body}"], capsys)
+
+
+def test_predict_data_file_holding_an_at_is_not_read_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = write(tmp_path / "at.json", "@/dev/zero")
+    assert "not JSON" in usage_error(["predict", "img", "--data", f"@{body}"], capsys)
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf", "x"])
+def test_cache_prune_older_than_must_be_positive(value: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    usage_error(["cache", "prune", "--older-than", value, "--cache-dir", str(tmp_path)], capsys)
+
+
+@pytest.mark.parametrize("argv", [["cache", "ls"], ["cache", "prune", "--dry-run"], ["validate", "r.yaml"],
+                                  ["build", "r.yaml"]])
+@pytest.mark.parametrize("blank", ["", " "])
+def test_blank_cache_dir_is_refused(argv: list[str], blank: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "r.yaml", GOOD)
+    usage_error([*argv, "--cache-dir", blank], capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]  # nothing scattered here
+
+
+def test_blank_cache_dir_in_library_calls_is_refused() -> None:
+    from builder.diagnostics import UsageError
+    from builder.paths import cache_dir
+
+    with pytest.raises(UsageError):
+        cache_dir("")
