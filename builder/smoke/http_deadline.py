@@ -238,10 +238,10 @@ class _Exchange:
                            received=received, lines=lines, status=status)
 
     def failure(self, exc: BaseException, received: int, lines: int | None, status: int | None) -> HttpFailure:
+        if isinstance(exc, ConnectionRefusedError):  # a definite answer, even at the deadline
+            return HttpFailure("refused", "connection refused", received=received, status=status)
         if self.fired or self.deadline.expired():
             return self.deadline_failure(received, lines, status)
-        if isinstance(exc, ConnectionRefusedError):
-            return HttpFailure("refused", "connection refused", received=received, status=status)
         if isinstance(exc, TimeoutError):  # the per-read limit, shorter than the deadline
             return HttpFailure("read-timeout", f"no data for {self.read_timeout:g} s (per-read timeout; "
                                                f"deadline {self.deadline})", received=received, status=status)

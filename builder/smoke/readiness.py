@@ -82,6 +82,8 @@ def wait_ready(probe: Probe, state: StateFn, deadline_s: float | Deadline, *, in
         if not running:
             return Readiness(outcome="exited", seconds=elapsed, exit_code=exit_code, polls=polls,
                              detail=f"the container {status_text} with exit code {exit_code} before it was ready")
+        if polls and elapsed >= deadline_s:  # slept up to the deadline: no probe with no time left
+            return _deadline(last, elapsed, polls, named)
         last = probe()
         polls += 1
         elapsed = clock() - start
@@ -92,10 +94,14 @@ def wait_ready(probe: Probe, state: StateFn, deadline_s: float | Deadline, *, in
             return Readiness(outcome="ping-failed", seconds=elapsed, status=500, body=last.body, polls=polls,
                              detail=f"/ping answered 500 (a model FAILED): {last.body.strip()[:500]}")
         if elapsed >= deadline_s:
-            said = f"/ping {last.status}" if last.status else (last.error or "no answer")
-            return Readiness(outcome="deadline", seconds=elapsed, status=last.status, body=last.body, polls=polls,
-                             detail=f"not ready within {named} (last: {said})")
+            return _deadline(last, elapsed, polls, named)
         if on_wait:
             on_wait(elapsed, last)
         sleep(min(delay, max(0.0, deadline_s - elapsed)))
         delay = min(delay * 1.5, max_interval_s)
+
+
+def _deadline(last: PingAnswer, elapsed: float, polls: int, named: str) -> Readiness:
+    said = f"/ping {last.status}" if last.status else (last.error or "no answer")
+    return Readiness(outcome="deadline", seconds=elapsed, status=last.status, body=last.body, polls=polls,
+                     detail=f"not ready within {named} (last: {said})")

@@ -23,7 +23,7 @@ from builder.smoke import run as smoke_run
 from builder.smoke import serving
 from builder.smoke.http_deadline import Deadline, HttpFailure, open_request
 from builder.smoke.image_info import parse_labels
-from builder.smoke.readiness import http_probe, wait_ready
+from builder.smoke.readiness import PingAnswer, http_probe, wait_ready
 
 DEADLINE = 2.0  # readiness and request deadlines of the hostile cases
 SLACK = 1.5  # scheduling and teardown; far below what any of these servers would otherwise take
@@ -361,3 +361,32 @@ def test_probe_is_cut_at_the_overall_readiness_deadline(hostile):
     assert ready.outcome == "deadline" and ready.polls == 1
     assert limit.elapsed() < 1.0 + SLACK
     assert "no complete response within 1 s (smoke.readiness_timeout_s)" in ready.detail, ready.detail
+
+
+def test_refused_at_the_deadline_is_still_refused():
+    """A closed port answers at once: that answer, not 'deadline', is what the wait reports last."""
+    import socket
+
+    from builder.smoke.http_deadline import fetch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(HttpFailure) as err:
+        fetch("GET", f"http://127.0.0.1:{port}/ping", deadline=Deadline(0, "smoke.readiness_timeout_s"))
+    assert err.value.kind == "refused" and str(err.value) == "connection refused"
+
+
+def test_no_probe_is_sent_with_no_time_left():
+    """Sleeping up to the deadline ends the wait with the last real answer (a probe with nothing
+    left could only be cut, and would hide what the server said)."""
+    t = [0.0]
+
+    def probe():
+        t[0] += 0.01
+        return PingAnswer(status=503) if t[0] < 5 else PingAnswer(error="cut by the deadline")
+
+    ready = wait_ready(probe, lambda: (True, None, "running"), 5, clock=lambda: t[0],
+                       sleep=lambda s: t.__setitem__(0, t[0] + s), label="smoke.readiness_timeout_s")
+    assert ready.outcome == "deadline"
+    assert ready.detail == "not ready within 5 s (smoke.readiness_timeout_s) (last: /ping 503)", ready.detail
