@@ -23,7 +23,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", "-d", required=True, metavar="JSON|@FILE",
                    help='request body, e.g. \'{"inputs": "What is Deep Learning?", "parameters": '
                         '{"max_new_tokens": 32}}\'')
-    p.add_argument("--timeout", type=_seconds, default=300, metavar="S", help="request timeout (default 300)")
+    p.add_argument("--timeout", type=_seconds, default=300, metavar="S",
+                   help="deadline for the whole answer, connect to last byte (default 300)")
     p.add_argument("--new", action="store_true", help="always start a temporary container")
     add_runtime_options(p)
 
