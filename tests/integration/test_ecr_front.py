@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from builder import labels, ledger
 from builder.diagnostics import BuilderError
+from builder.registry import move_tag
 from builder.registry.client import DOCKER_MANIFEST, MIN_PART, RegistryClient, RegistryCredentials
 from builder.registry.transfer import ensure_base_blob
 from tests.integration.test_assemble_registry import (
@@ -156,6 +157,16 @@ def test_assembly_through_ecr_front(ecr_front, tmp_path, monkeypatch, parts):
         (model / "model-00002-of-00002.safetensors").read_bytes()).hexdigest()
     again = _assemble(front.host, tmp_path, base, model, tmp_path / "cache", credentials=creds, split_threshold=MIB)
     assert again.digest == res.digest and again.bytes_uploaded == 0
+    # publish in place (the registry assembler's --push): a verified tag move, and one into another
+    # repository, whose blobs ECR mounts because the image's manifest (by digest) references them
+    tag = f"v-{uuid.uuid4().hex[:8]}"  # lmi/tiny is shared by the tests of this session's registry
+    assert move_tag(res.reference, tag, credentials=creds).digest == res.digest
+    mounted_before = front.stats.mounts_done
+    other = _repo("published")
+    moved = move_tag(res.reference, tag, credentials=creds, target=f"{front.host}/{other}", target_credentials=creds)
+    assert moved.digest == res.digest and front.stats.mounts_refused == 0
+    assert front.stats.mounts_done - mounted_before == len(res.layers) + 1  # every layer and the config
+    assert RegistryClient(front.host, creds).manifest_digest(other, tag) == res.digest
 
 
 def test_base_copied_from_another_registry_in_parts(local_registry, restartable_registry, ecr_front, tmp_path,
