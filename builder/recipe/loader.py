@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from builder.diagnostics import Diagnostic, DiagnosticError, has_errors
-from builder.recipe.model import Recipe
+from builder.recipe.model import JAVA_INT_MAX, Recipe
 from builder.recipe.yamlpos import Document, load_document
 
 # Free text where a newline is legitimate; everywhere else a newline could smuggle a key or a
@@ -56,7 +57,28 @@ def load_recipe(file: str | Path, text: str | None = None) -> LoadedRecipe:
         loaded.recipe = Recipe.model_validate(doc.data)
     except ValidationError as exc:
         loaded.diagnostics.extend(_from_pydantic(loaded, exc))
+        return loaded
+    loaded.diagnostics.extend(_java_int_options(loaded, loaded.recipe))
+    if has_errors(loaded.diagnostics):
+        loaded.recipe = None
     return loaded
+
+
+# option.* keys LMI's Java front end (PyEnv / ModelInfo) parses with Integer.parseInt before any
+# Python runs: a value above Integer.MAX_VALUE validates as a YAML number and fails at start.
+JAVA_INT_OPTIONS = ("model_loading_timeout", "predict_timeout")
+
+
+def _java_int_options(loaded: LoadedRecipe, recipe: Recipe) -> list[Diagnostic]:
+    out = []
+    for key in JAVA_INT_OPTIONS:
+        value = recipe.serving.option.get(key)
+        text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+        if re.fullmatch(r"[+-]?[0-9]+", text) and not -(2**31) <= int(text) <= JAVA_INT_MAX:
+            out.append(loaded.at(("serving", "option", key), "java-int-range",
+                                 f"serving.option.{key}: {text} is outside the range of Java's int (at most "
+                                 f"{JAVA_INT_MAX}); LMI reads it with Integer.parseInt and would fail at start"))
+    return out
 
 
 def load_or_raise(file: str | Path) -> LoadedRecipe:

@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 NAME_RE = r"^[a-z0-9][a-z0-9._-]*$"
 Family = Literal["lmi", "tensorrt-llm", "neuronx", "cpu", "dev-cpu"]
@@ -19,8 +27,23 @@ OptionValue = str | bool | int | float
 SHA256_REF_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 
 
+JAVA_INT_MAX = 2**31 - 1  # Integer.MAX_VALUE: LMI's Java front end reads these keys with Integer.parseInt
+
+
+def _java_int(v: int) -> int:
+    if not -(2**31) <= v <= JAVA_INT_MAX:
+        raise ValueError(f"{v} is outside -2147483648..{JAVA_INT_MAX}, the range of Java's int; LMI reads this "
+                         "key with Integer.parseInt and would fail at start")
+    return v
+
+
+# A server key LMI parses as a Java int. (Strict: YAML's true is not 1.)
+JavaInt = Annotated[int, AfterValidator(_java_int)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # strict: no lax coercion of YAML values -- `true` is not the number 1, "5" is not 5, 5.0 is not 5
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class ModelSource(Strict):
@@ -101,28 +124,28 @@ class Serving(Strict):
     """Per-model server keys (no prefix, reference §4) and the ``option.*`` mapping."""
 
     engine: str | None = None
-    job_queue_size: int | None = None
-    batch_size: int | None = None
-    max_dynamic_batch_size: int | None = None
-    max_batch_delay: int | None = None
-    max_idle_time: int | None = None
-    minWorkers: int | None = None  # LMI's own spelling
-    maxWorkers: int | None = None
+    job_queue_size: JavaInt | None = None
+    batch_size: JavaInt | None = None
+    max_dynamic_batch_size: JavaInt | None = None
+    max_batch_delay: JavaInt | None = None
+    max_idle_time: JavaInt | None = None
+    minWorkers: JavaInt | None = None  # LMI's own spelling
+    maxWorkers: JavaInt | None = None
     load_on_devices: str | None = None
-    required_memory_mb: int | None = None
-    reserved_memory_mb: int | None = None
-    retry_threshold: int | None = None
+    required_memory_mb: JavaInt | None = None
+    reserved_memory_mb: JavaInt | None = None
+    retry_threshold: JavaInt | None = None
     log_request_metric: bool | None = None
-    metrics_aggregation: int | None = None
+    metrics_aggregation: JavaInt | None = None
     translatorFactory: str | None = None
-    gpu_minWorkers: int | None = Field(None, alias="gpu.minWorkers")
-    gpu_maxWorkers: int | None = Field(None, alias="gpu.maxWorkers")
-    cpu_minWorkers: int | None = Field(None, alias="cpu.minWorkers")
-    cpu_maxWorkers: int | None = Field(None, alias="cpu.maxWorkers")
-    nc_minWorkers: int | None = Field(None, alias="nc.minWorkers")
-    nc_maxWorkers: int | None = Field(None, alias="nc.maxWorkers")
-    gpu_required_memory_mb: int | None = Field(None, alias="gpu.required_memory_mb")
-    gpu_reserved_memory_mb: int | None = Field(None, alias="gpu.reserved_memory_mb")
+    gpu_minWorkers: JavaInt | None = Field(None, alias="gpu.minWorkers")
+    gpu_maxWorkers: JavaInt | None = Field(None, alias="gpu.maxWorkers")
+    cpu_minWorkers: JavaInt | None = Field(None, alias="cpu.minWorkers")
+    cpu_maxWorkers: JavaInt | None = Field(None, alias="cpu.maxWorkers")
+    nc_minWorkers: JavaInt | None = Field(None, alias="nc.minWorkers")
+    nc_maxWorkers: JavaInt | None = Field(None, alias="nc.maxWorkers")
+    gpu_required_memory_mb: JavaInt | None = Field(None, alias="gpu.required_memory_mb")
+    gpu_reserved_memory_mb: JavaInt | None = Field(None, alias="gpu.reserved_memory_mb")
     option: dict[str, OptionValue] = Field(default_factory=dict, description="option.* keys, without the prefix")
     pass_through: list[str] = Field(default_factory=list,
                                     description="option keys to pass even if the catalog does not know them")

@@ -457,3 +457,49 @@ def test_blank_cache_dir_in_library_calls_is_refused() -> None:
 
     with pytest.raises(UsageError):
         cache_dir("")
+
+
+# --- recipe field types: what YAML reads is not silently converted --------------------------------
+
+def recipe_with(path: tuple[str, ...], value: object) -> dict:
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize("path, value", [
+    (("smoke", "readiness_timeout_s"), True),  # lax pydantic read it as 1
+    (("smoke", "request_timeout_s"), False),
+    (("smoke", "max_new_tokens"), "32"),
+    (("smoke", "concurrent_requests"), 2.0),
+    (("compile", "timeout_s"), True),
+    (("serving", "job_queue_size"), True),
+    (("serving", "job_queue_size"), 2**31),  # Integer.parseInt fails at start
+    (("serving", "batch_size"), -(2**31) - 1),
+    (("serving", "maxWorkers"), 10**20),
+    (("serving", "option", "model_loading_timeout"), 2**31),
+    (("serving", "option", "predict_timeout"), str(2**40)),
+    (("model", "trust_remote_code"), "yes"),
+    (("model", "bake"), 1),
+    (("smoke", "enabled"), "true"),
+])
+def test_wrong_scalar_types_are_refused_located(path: tuple[str, ...], value: object, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = write(tmp_path / "r.yaml", recipe_with(path, value))
+    rc, err = cli(["validate", str(recipe)], capsys)
+    check_refused(rc, err)
+    line = next(i for i, text in enumerate(recipe.read_text().splitlines(), 1)
+                if text.strip().startswith(f"{path[-1]}:"))
+    assert f"r.yaml:{line}:" in err, err  # at the value's own line
+
+
+@pytest.mark.parametrize("path, value", [(("serving", "job_queue_size"), 2**31 - 1),
+                                         (("serving", "option", "model_loading_timeout"), 2**31 - 1),
+                                         (("smoke", "readiness_timeout_s"), 3600)])
+def test_in_range_values_still_validate(path: tuple[str, ...], value: object, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, err = cli(["validate", str(write(tmp_path / "r.yaml", recipe_with(path, value)))], capsys)
+    assert rc == 0, err
