@@ -151,7 +151,9 @@ def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
                 row["docker_s"] = round(secs, 3)
                 row["docker_layers_pushed"] = pushed
                 row["docker_bytes"] = _stored_bytes(work / "registry") - before
-            resolved = make_resolved(work, {"model_loading_timeout": timeout[0]})
+            # uncompressed layers need an OCI manifest, which SageMaker (ml.*) refuses: an EC2 target then
+            resolved = make_resolved(work, {"model_loading_timeout": timeout[0]},
+                                     instance_type="m5.xlarge" if args.compression == "none" else "ml.m5.xlarge")
             start = time.monotonic()
             res = assemble_in_registry(resolved, registry=f"{reg.host}/bench/registry", base_ref=base, model_dir=model,
                                        compiled_dir=None, extra_files={}, credentials=None, cache_dir=work / "cache",

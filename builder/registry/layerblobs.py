@@ -100,17 +100,22 @@ class LayerStream:
 
     def __iter__(self) -> Iterator[bytes]:
         comp = StoredGzip() if self.compression == "gzip" else None
-        buf = bytearray()
+        pending: list[bytes] = []
+        size = 0
         for chunk in iter_entries_tar(layer_items(self.layer)):
             self._diff.update(chunk)
-            buf += comp.compress(chunk) if comp is not None else chunk
-            if len(buf) >= CHUNK:  # tar headers come in 512-byte pieces: send MiB-sized chunks
-                yield self._emit(bytes(buf))
-                buf.clear()
+            out = comp.compress(chunk) if comp is not None else chunk
+            if out:
+                pending.append(out)
+                size += len(out)
+            if size >= CHUNK:  # tar headers come in 512-byte pieces: send MiB-sized chunks
+                # a file's MiB chunk passes through as it is: no copy of the weight bytes here
+                yield self._emit(pending[0] if len(pending) == 1 else b"".join(pending))
+                pending, size = [], 0
         if comp is not None:
-            buf += comp.flush()
-        if buf:
-            yield self._emit(bytes(buf))
+            pending.append(comp.flush())
+        if pending:
+            yield self._emit(b"".join(pending))
         self._done = True
 
     def result(self) -> LayerBlob:

@@ -54,6 +54,20 @@ def test_stored_gzip_header_has_no_mtime_no_name_and_fixed_flags():
     assert len(out) - 7000 < 7000 // 65535 * 5 + 10 + 5 + 5 + 8 + 1  # stored: overhead only
 
 
+def test_stored_gzip_bytes_are_pinned():
+    """The exact bytes (RFC 1951/1952 by hand): a change here changes every image digest, so it must
+    be deliberate (bump GZIP_ENCODER)."""
+    import struct
+
+    data = bytes(range(256)) * 1000  # 256,000 bytes: 3 full blocks of 65,535 and one of 59,395
+    blocks = [data[i:i + 65535] for i in range(0, len(data), 65535)]
+    expected = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"".join(
+        b"\x00" + struct.pack("<HH", len(b), len(b) ^ 0xFFFF) + b for b in blocks
+    ) + b"\x01\x00\x00\xff\xff" + struct.pack("<II", zlib.crc32(data), len(data))
+    assert _gzip_stored(data, 1 << 20) == expected
+    assert hashlib.sha256(expected).hexdigest() == "0a1309b98d956168478011998da84095476520d145af209916a678f5e2df7275"
+
+
 def _layers(tmp_path):
     model = tmp_path / "m"
     model.mkdir(parents=True, exist_ok=True)
