@@ -503,3 +503,65 @@ def test_in_range_values_still_validate(path: tuple[str, ...], value: object, tm
                                         capsys: pytest.CaptureFixture[str]) -> None:
     rc, err = cli(["validate", str(write(tmp_path / "r.yaml", recipe_with(path, value)))], capsys)
     assert rc == 0, err
+
+
+# --- every control and Unicode line break in every string field -----------------------------------
+
+# Each string field of a recipe, and the serving.properties key its value lands in (None: none).
+STRING_FIELDS: list[tuple[tuple, str | None]] = [
+    (("name",), None), (("description",), None), (("model", "id"), None),
+    (("model", "revision"), None), (("container", "version"), None),
+    (("target", "instance_type"), None), (("target", "region"), None), (("serving", "engine"), "engine"),
+    (("serving", "load_on_devices"), "load_on_devices"), (("serving", "translatorFactory"), "translatorFactory"),
+    (("serving", "option", "custom_x"), "option.custom_x"), (("serving", "option", "dtype"), "option.dtype"),
+    (("compile", "quantization"), None), (("smoke", "prompt"), None), (("smoke", "expect_regex"), None),
+    (("smoke", "shm_size"), None), (("smoke", "env", "MY_VAR"), None), (("env", "MY_VAR"), None),
+    (("publish", "registry"), None), (("container", "image"), None),
+]
+CONTROL_CHARS = ["\n", "\r", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x00", "\x1b",
+                 "\x7f", "\x9b", "\ufeff", "\u202e", "\t", "\x01", "\\", "\\n", "\\u000a", "#", "!", "=", ":"]
+
+
+def hostile_recipe(path: tuple, value: str) -> dict:
+    data = recipe_with(("serving", "pass_through"), ["custom_x"])
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+    return data
+
+
+@needs_java
+def test_control_chars_in_every_string_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused with a located one-line error, or rendered so that Java reads back exactly the value
+    and no key is added; serving.env read by docker's rules gets no extra variable either."""
+    from builder.lmi.importer import parse_env_entries
+
+    rendered, expect = [], []
+    refused = accepted = 0
+    for f, (path, prop) in enumerate(STRING_FIELDS):
+        for c, ch in enumerate(CONTROL_CHARS):
+            value = f"a{ch}option.evil=1"
+            case = tmp_path / f"{f}-{c}"
+            case.mkdir()
+            recipe = write(case / "r.yaml", yaml.safe_dump(hostile_recipe(path, value), allow_unicode=True))
+            rc, err = cli(["render", str(recipe), "-o", str(case / "out")], capsys)
+            if rc != 0:
+                refused += 1
+                check_refused(rc, err)
+                assert "r.yaml:" in err, (path, ascii(ch), err)
+                continue
+            accepted += 1
+            assert rc == 0, err
+            env = parse_env_entries((case / "out" / "serving.env").read_bytes())
+            assert not [e for e in env if "EVIL" in e.name.upper()], (path, ascii(ch))
+            rendered.append(case / "out" / "serving.properties")
+            node = yaml.safe_load(recipe.read_text(encoding="utf-8"))  # the value as YAML reads the file
+            for part in path:
+                node = node[part]
+            expect.append((path, ch, prop, node))
+    for (path, ch, prop, value), back in zip(expect, java_load(*rendered), strict=True):
+        assert not [k for k in back if "evil" in k.lower()], (path, ascii(ch), back)
+        if prop is not None:
+            assert back[prop] == value, (path, ascii(ch), back.get(prop))
+    assert refused and accepted  # both outcomes occur: the property is not vacuous
