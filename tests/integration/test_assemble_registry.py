@@ -274,6 +274,18 @@ def test_crane_validates_assembled_images(local_registry, crane, tmp_path, fmt, 
     crane.assert_valid(base)  # the base as a docker client would push it, for comparison
 
 
+@pytest.mark.parametrize("fmt", ["docker", "oci"])
+def test_containerd_pulls_and_unpacks_assembled_images(local_registry, containerd, tmp_path, fmt):
+    """containerd (not Docker's own puller): fetch, check digests, unpack every layer against its diff_id."""
+    base = push_base(local_registry.host, f"base/containerd-{fmt}")
+    res = _assemble(local_registry.host, tmp_path, base, make_model(tmp_path / "model"), tmp_path / "cache",
+                    split_threshold=100_000, manifest_format=fmt)
+    proc = containerd.pull(res.reference)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "unpacking linux/amd64" in proc.stdout
+    assert len(containerd.snapshots()) == len(res.layers)  # one committed snapshot per layer
+
+
 def test_crane_refuses_uncompressed_layers(local_registry, crane, tmp_path):
     """What the assembler used to make (OCI, uncompressed tars): the validator fails it, so it can fail."""
     base = push_base(local_registry.host, "base/crane-none")

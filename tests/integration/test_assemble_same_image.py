@@ -2,7 +2,7 @@
 
 Compared: every path with mode, size and content digest, and the config's labels, env, entrypoint,
 cmd, workdir and exposed ports, the manifest and layer media types (Docker v2 schema 2, gzip), and
-``crane validate`` passes on both. Known, documented differences (docs/registry-assembly.md): layer
+``crane validate`` passes and a containerd pull + unpack succeeds on both. Known, documented differences (docs/registry-assembly.md): layer
 blob digests (both gzip, other encoders), history and ``created`` of the config, and
 the layer count must match too; the labels match exactly, the image inputs digest included.
 """
@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.registry]
 KEYS = ("Labels", "Env", "Entrypoint", "Cmd", "WorkingDir", "ExposedPorts")
 
 
-def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publish_docker, crane, tmp_path):
+def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publish_docker, crane, containerd,
+                                                             tmp_path):
     client = publish_docker
     host = local_registry.host
     run = uuid.uuid4().hex[:8]
@@ -55,6 +56,9 @@ def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publ
         # a third-party validator accepts both: blob digests and sizes, gzip layers, diff_ids
         crane.assert_valid(docker_ref)
         crane.assert_valid(res.reference)
+        for ref in (docker_ref, res.reference):  # and containerd pulls and unpacks both
+            proc = containerd.pull(ref)
+            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         d_manifest, d_config, d_files = fetch_image(host, docker_ref)
         r_manifest, r_config, r_files = fetch_image(host, res.reference)
         assert sorted(r_files) == sorted(d_files)

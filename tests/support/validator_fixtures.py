@@ -1,4 +1,5 @@
-"""Third-party image validators: ``crane validate --remote`` (go-containerregistry), built once.
+"""Third-party image checks: ``crane validate --remote`` (go-containerregistry, built once) and a
+containerd pull + unpack with ``ctr``.
 
 ``crane`` is built from the Go module proxy with the Go toolchain
 (``GOBIN=DIR go install github.com/google/go-containerregistry/cmd/crane@v0.22.1``) into
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +87,60 @@ def crane() -> Crane:
         return Crane(build_crane())
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
         pytest.skip(f"crane validate unavailable: {exc}")
+
+
+# --- containerd: a second client that pulls and unpacks (ctr, the engine's own containerd) ----------
+
+CONTAINERD_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock")
+
+
+@dataclass
+class Containerd:
+    """``ctr`` against a running containerd, in a namespace of this test's own (Docker's is ``moby``)."""
+
+    ctr: str
+    address: str
+    namespace: str
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([self.ctr, "--address", self.address, "-n", self.namespace, *args],
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def pull(self, ref: str) -> subprocess.CompletedProcess:
+        """Fetch and unpack (containerd's unpacker checks each layer's uncompressed digest against the
+        config's diff_ids); plain HTTP for the 127.0.0.1 test registries."""
+        return self.run("images", "pull", "--plain-http", ref)
+
+    def snapshots(self) -> list[str]:
+        return [line.split()[0] for line in self.run("snapshots", "ls").stdout.splitlines()[1:] if line.strip()]
+
+
+def _containerd_address(ctr: str) -> str | None:
+    for sock in CONTAINERD_SOCKETS:
+        if not os.path.exists(sock):
+            continue
+        try:
+            proc = subprocess.run([ctr, "--address", sock, "version"], capture_output=True, timeout=10, check=False)
+        except subprocess.TimeoutExpired:
+            continue
+        if proc.returncode == 0:
+            return sock
+    return None
+
+
+@pytest.fixture
+def containerd() -> Iterator[Containerd]:
+    import uuid
+
+    ctr = shutil.which("ctr")
+    if ctr is None:
+        pytest.skip("containerd check unavailable: no ctr binary (Debian package containerd)")
+    address = _containerd_address(ctr)
+    if address is None:
+        pytest.skip(f"containerd check unavailable: no containerd answers on {', '.join(CONTAINERD_SOCKETS)}")
+    client = Containerd(ctr, address, f"lmi-builder-test-{uuid.uuid4().hex[:8]}")
+    yield client
+    # only this namespace, which only this test used: its images (content and snapshots with them), then it
+    for ref in client.run("images", "ls", "-q").stdout.split():
+        client.run("images", "rm", "--sync", ref)
+    client.run("namespaces", "rm", client.namespace, timeout=60)
