@@ -34,7 +34,7 @@ MAX_LINE_BYTES = 2**20  # one jsonlines/SSE record
 MAX_LINES = 1_000_000  # a caller that keeps the lines keeps at most this many (a token a line)
 CHUNK_BYTES = 64 * 2**10
 
-FailureKind = Literal["deadline", "read-timeout", "too-large", "line-too-long", "too-many-lines", "refused", "connection", "protocol"]
+FailureKind = Literal["deadline", "too-large", "line-too-long", "too-many-lines", "refused", "connection", "protocol"]
 
 
 def size_text(n: int) -> str:
@@ -106,7 +106,7 @@ class Response:
             return b""
         if self._x.deadline.expired():
             raise self._x.deadline_failure(self.received, self.lines_read, self.status)
-        self._x.set_read_timeout()
+        self._x.set_socket_timeout()
         try:
             data = self._resp.read1(CHUNK_BYTES)
         except (OSError, http.client.HTTPException) as exc:
@@ -177,37 +177,34 @@ class Response:
 class _Exchange:
     """One request on its own connection, with the watchdog."""
 
-    def __init__(self, url: str, deadline: Deadline, read_timeout: float | None):
+    def __init__(self, url: str, deadline: Deadline):
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"only http://host:port URLs are supported here, not {url!r}")
         self.host, self.port = parts.hostname, parts.port or 80
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.deadline = deadline
-        self.read_timeout = read_timeout
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self._timeout())
         self.fired = False
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
 
     def _timeout(self) -> float:
-        left = self.deadline.remaining()
-        t = min(left, self.read_timeout) if self.read_timeout else left
-        return max(t, 0.001)  # 0 would make the socket non-blocking
+        # what is left of the deadline bounds each read; the watchdog bounds reads inside http.client
+        return max(self.deadline.remaining(), 0.001)  # 0 would make the socket non-blocking
 
-    def set_read_timeout(self) -> None:
+    def set_socket_timeout(self) -> None:
         if self.conn.sock is not None:
             self.conn.sock.settimeout(self._timeout())
 
     def _expire(self) -> None:
         with self._lock:
             self.fired = True
-            sock = self.conn.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread
-            except OSError:
-                pass
+            if self.conn.sock is not None:
+                try:
+                    self.conn.sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread
+                except OSError:
+                    pass
 
     def open(self, method: str, body: bytes | None, headers: dict[str, str]) -> http.client.HTTPResponse:
         try:
@@ -226,7 +223,8 @@ class _Exchange:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self.conn.close()
+        with self._lock:  # not while the watchdog holds the socket
+            self.conn.close()
 
     def deadline_failure(self, received: int, lines: int | None, status: int | None) -> HttpFailure:
         so_far = []
@@ -240,11 +238,8 @@ class _Exchange:
     def failure(self, exc: BaseException, received: int, lines: int | None, status: int | None) -> HttpFailure:
         if isinstance(exc, ConnectionRefusedError):  # a definite answer, even at the deadline
             return HttpFailure("refused", "connection refused", received=received, status=status)
-        if self.fired or self.deadline.expired():
+        if self.fired or self.deadline.expired() or isinstance(exc, TimeoutError):  # socket timeout = time left
             return self.deadline_failure(received, lines, status)
-        if isinstance(exc, TimeoutError):  # the per-read limit, shorter than the deadline
-            return HttpFailure("read-timeout", f"no data for {self.read_timeout:g} s (per-read timeout; "
-                                               f"deadline {self.deadline})", received=received, status=status)
         if isinstance(exc, http.client.HTTPException) and not isinstance(exc, http.client.RemoteDisconnected):
             text = f"{type(exc).__name__}: {str(exc)[:200]}"
             return HttpFailure("protocol", f"not a valid HTTP answer ({text})", received=received, status=status)
@@ -253,11 +248,10 @@ class _Exchange:
 
 
 @contextmanager
-def open_request(method: str, url: str, *, deadline: Deadline, json: object = None,
-                 read_timeout: float | None = None) -> Iterator[Response]:
+def open_request(method: str, url: str, *, deadline: Deadline, json: object = None) -> Iterator[Response]:
     """Send one request and yield the response with its headers read; everything, from connect to
     the last body byte read inside the block, ends by ``deadline``. Raises ``HttpFailure``."""
-    x = _Exchange(url, deadline, read_timeout)
+    x = _Exchange(url, deadline)
     body = None
     headers = {"Accept": "*/*", "Connection": "close"}
     if json is not None:
@@ -269,8 +263,8 @@ def open_request(method: str, url: str, *, deadline: Deadline, json: object = No
         x.close()
 
 
-def fetch(method: str, url: str, *, deadline: Deadline, json: object = None, read_timeout: float | None = None,
+def fetch(method: str, url: str, *, deadline: Deadline, json: object = None,
           max_bytes: int = MAX_BODY_BYTES) -> tuple[int, str, bytes]:
     """(status, content type, whole body), all within ``deadline``."""
-    with open_request(method, url, deadline=deadline, json=json, read_timeout=read_timeout) as r:
+    with open_request(method, url, deadline=deadline, json=json) as r:
         return r.status, r.content_type, r.body(max_bytes)

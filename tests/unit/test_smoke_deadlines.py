@@ -287,7 +287,7 @@ def test_lines_are_split_across_chunks_and_crlf():
         deadline = Deadline(10, "test")
         fired = False
 
-        def set_read_timeout(self):
+        def set_socket_timeout(self):
             pass
 
     class _R:
