@@ -363,3 +363,37 @@ def test_oci_for_a_sagemaker_target_is_refused_before_any_read_or_upload(local_r
                   resolved=make_resolved(tmp_path, instance_type="ml.g5.xlarge"), manifest_format="oci")
     assert "aws/amazon-sagemaker-feedback#180" in str(err.value)
     assert [line for line in local_registry.access_lines(mark) if "HTTP/" in line] == []  # not even the base read
+
+
+@pytest.mark.parametrize(("instance", "fmt", "expected"), [("ml.g5.xlarge", None, DOCKER_MANIFEST),
+                                                           ("g5.xlarge", "oci", OCI_MANIFEST)])
+def test_build_command_writes_the_chosen_manifest_format(local_registry, crane, tmp_path, capsys, instance, fmt,
+                                                         expected):
+    """``lmi-build build --assembler registry [--manifest-format oci]`` end to end (EC2 target for OCI)."""
+    import shutil
+    import uuid
+
+    from builder.cli import main
+    from builder.paths import REPO_DIR
+
+    src = REPO_DIR / "recipes/examples"
+    shutil.copytree(src / "hf-cpu-tiny-llama/model", tmp_path / "hf-cpu-tiny-llama/model")
+    text = (src / "local-folder-vllm-g5.yaml").read_text().replace("instance_type: ml.g5.xlarge",
+                                                                   f"instance_type: {instance}")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(text.replace("name: tiny-llama-local-vllm-g5", f"name: fmt-{uuid.uuid4().hex[:8]}"))
+    base = push_base(local_registry.host, f"base/{uuid.uuid4().hex[:8]}")
+    report = tmp_path / "record.json"
+    rc = main(["build", str(recipe), "--assembler", "registry", "--registry",
+               f"{local_registry.host}/models/{uuid.uuid4().hex[:8]}", "--base-image", base, "--smoke", "never",
+               "--cache-dir", str(tmp_path / "cache"), "--report", str(report)]
+              + (["--manifest-format", fmt] if fmt else []))
+    out = capsys.readouterr()
+    assert rc == 0, out.err[-2000:]
+    record = json.loads(report.read_text())
+    assert record["image"]["media_type"] == expected
+    assert record["image"]["inputs"]["manifest_format"] == (fmt or "docker")
+    ref = out.out.strip().splitlines()[-1]
+    assert ref == record["image"]["reference"]
+    assert _media(local_registry.host, ref)[0] == expected
+    crane.assert_valid(ref)
