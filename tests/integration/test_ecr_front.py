@@ -17,11 +17,10 @@ from pydantic import SecretStr
 
 from builder import labels, ledger
 from builder.diagnostics import BuilderError
-from builder.registry import move_tag
+from builder.registry import assemble_in_registry, move_tag
 from builder.registry.client import DOCKER_MANIFEST, MIN_PART, RegistryClient, RegistryCredentials
 from builder.registry.transfer import ensure_base_blob
 from tests.integration.test_assemble_registry import (
-    _assemble,
     fetch_image,
     make_model,
     make_resolved,
@@ -49,6 +48,13 @@ def _digest(data: bytes) -> str:
 
 def _repo(prefix: str) -> str:
     return f"{prefix}/{uuid.uuid4().hex[:8]}"
+
+
+def _assemble(host: str, tmp, base: str, model, cache, *, repo: str, **kw):
+    """Registry assembly into ``host/repo`` (each test its own repository: the session registry is shared)."""
+    return assemble_in_registry(kw.pop("resolved", None) or make_resolved(tmp), registry=f"{host}/{repo}",
+                                base_ref=base, model_dir=model, compiled_dir=None, extra_files={},
+                                credentials=kw.pop("credentials", None), cache_dir=cache, **kw)
 
 
 # --- the equipment answers as ECR is documented to ---------------------------------------------
@@ -142,7 +148,8 @@ def test_assembly_through_ecr_front(ecr_front, tmp_path, monkeypatch, parts):
     creds = _creds(front)
     base = push_base(front.host, _repo("base"), creds=creds, payload=os.urandom(200_000))
     model = make_model(tmp_path / "model", shards=2, size=12 * MIB)
-    res = _assemble(front.host, tmp_path, base, model, tmp_path / "cache", credentials=creds,
+    repo = _repo("lmi")
+    res = _assemble(front.host, tmp_path, base, model, tmp_path / "cache", repo=repo, credentials=creds,
                     split_threshold=MIB)
     assert res.layers[0].kind == "base" and res.layers[0].mounted  # referenced by the base's manifest
     weights = [layer for layer in res.layers if layer.kind == "weights" and layer.size > 10 * MIB]
@@ -155,11 +162,12 @@ def test_assembly_through_ecr_front(ecr_front, tmp_path, monkeypatch, parts):
     assert files["opt/ml/model/model-00001-of-00002.safetensors"][1] == 12 * MIB
     assert files["opt/ml/model/model-00002-of-00002.safetensors"][2] == hashlib.sha256(
         (model / "model-00002-of-00002.safetensors").read_bytes()).hexdigest()
-    again = _assemble(front.host, tmp_path, base, model, tmp_path / "cache", credentials=creds, split_threshold=MIB)
+    again = _assemble(front.host, tmp_path, base, model, tmp_path / "cache", repo=repo, credentials=creds,
+                      split_threshold=MIB)
     assert again.digest == res.digest and again.bytes_uploaded == 0
     # publish in place (the registry assembler's --push): a verified tag move, and one into another
     # repository, whose blobs ECR mounts because the image's manifest (by digest) references them
-    tag = f"v-{uuid.uuid4().hex[:8]}"  # lmi/tiny is shared by the tests of this session's registry
+    tag = "v1"
     assert move_tag(res.reference, tag, credentials=creds).digest == res.digest
     mounted_before = front.stats.mounts_done
     other = _repo("published")
@@ -176,7 +184,7 @@ def test_base_copied_from_another_registry_in_parts(local_registry, restartable_
     payload = os.urandom(11 * MIB)
     base = push_base(local_registry.host, _repo("base-src"), payload=payload)  # another registry, no auth
     model = make_model(tmp_path / "model")
-    res = _assemble(front.host, tmp_path, base, model, tmp_path / "cache", credentials=_creds(front))
+    res = _assemble(front.host, tmp_path, base, model, tmp_path / "cache", repo=_repo("lmi"), credentials=_creds(front))
     layer = res.layers[0]
     assert layer.uploaded and layer.bytes_uploaded == layer.size and layer.size > 10 * MIB
     assert front.stats.stale_ranges >= 1 and front.stats.parts_refused == 0
@@ -190,7 +198,7 @@ def test_base_read_from_ecr_through_s3_redirects_without_the_token(ecr_front, re
     payload = os.urandom(3 * MIB)
     base = push_base(front.host, _repo("dlc"), creds=_creds(front), payload=payload)
     model = make_model(tmp_path / "model")
-    res = _assemble(restartable_registry.host, tmp_path, base, model, tmp_path / "cache",
+    res = _assemble(restartable_registry.host, tmp_path, base, model, tmp_path / "cache", repo=_repo("lmi"),
                     base_credentials=_creds(front))
     assert res.layers[0].uploaded and res.layers[0].bytes_uploaded == res.layers[0].size
     assert front.stats.redirects >= 2 and front.stats.s3_served >= 2  # config + layer
@@ -215,10 +223,11 @@ def test_refused_mount_continues_in_the_session_it_opened(ecr_front):
 def test_layer_over_the_limit_is_refused_with_a_message(ecr_front, tmp_path):
     front = ecr_front(max_layer_bytes=2 * MIB)
     creds = _creds(front)
-    base = push_base(front.host, _repo("base"), creds=creds)
+    base = push_base(front.host, _repo("base"), creds=creds, payload=os.urandom(1000))
     model = make_model(tmp_path / "model", shards=1, size=3 * MIB)
     with pytest.raises(BuilderError) as err:
-        _assemble(front.host, tmp_path, base, model, tmp_path / "cache", credentials=creds, split_threshold=MIB)
+        _assemble(front.host, tmp_path, base, model, tmp_path / "cache", repo=_repo("lmi"), credentials=creds,
+                  split_threshold=MIB)
     assert "answered 400" in str(err.value) and "exceeds the maximum" in str(err.value)
     assert front.stats.layers_too_large == 1
 
@@ -290,14 +299,15 @@ def test_assembly_against_distribution_v3(v3_registry, tmp_path, monkeypatch, pa
     base = push_base(v3_registry.host, _repo("base"), payload=os.urandom(1000))  # a new base blob: mounted
     model = make_model(tmp_path / "model", shards=2, size=6 * MIB)
     cache = tmp_path / "cache"
-    res = _assemble(v3_registry.host, tmp_path, base, model, cache, split_threshold=MIB)
+    repo = _repo("lmi")
+    res = _assemble(v3_registry.host, tmp_path, base, model, cache, repo=repo, split_threshold=MIB)
     assert res.layers[0].mounted
     _, config, files = fetch_image(v3_registry.host, res.reference)
     assert files["opt/ml/model/model-00002-of-00002.safetensors"][1] == 6 * MIB
     assert config["config"]["Labels"]["dev.lmi-builder.recipe.hash"] == make_resolved(tmp_path).recipe_hash
-    again = _assemble(v3_registry.host, tmp_path, base, model, cache, split_threshold=MIB)
+    again = _assemble(v3_registry.host, tmp_path, base, model, cache, repo=repo, split_threshold=MIB)
     assert again.digest == res.digest and again.bytes_uploaded == 0
-    changed = _assemble(v3_registry.host, tmp_path, base, model, cache, split_threshold=MIB,
+    changed = _assemble(v3_registry.host, tmp_path, base, model, cache, repo=repo, split_threshold=MIB,
                         resolved=make_resolved(tmp_path, {"model_loading_timeout": 63}))
     assert [layer.kind for layer in changed.layers if layer.uploaded] == ["config"]
 
@@ -326,7 +336,7 @@ def test_cli_build_with_registry_assembler_through_ecr_front(ecr_front, gpu_reci
     front = ecr_front()
     auth = base64.b64encode(f"{front.username}:{front.password}".encode()).decode()
     (isolated_docker_config / "config.json").write_text(json.dumps({"auths": {front.host: {"auth": auth}}}))
-    base = push_base(front.host, _repo("base"), creds=_creds(front))
+    base = push_base(front.host, _repo("base"), creds=_creds(front), payload=os.urandom(1000))
     repo = _repo("models")
     report = tmp_path / "record.json"
     main(["build", str(gpu_recipe), "--assembler", "registry", "--registry", f"{front.host}/{repo}",
