@@ -10,7 +10,7 @@ from pathlib import Path
 
 from builder.catalog import Catalog, load_catalog
 from builder.diagnostics import Diagnostic, has_errors
-from builder.lmi.rules import backend, compile, model, options, target, values
+from builder.lmi.rules import backend, compile, crossfield, model, options, target, values
 from builder.lmi.rules.base import RULES, Ctx, Rule
 from builder.recipe.loader import LoadedRecipe, load_recipe
 
@@ -46,6 +46,7 @@ def validate(loaded: LoadedRecipe, catalog: Catalog | None = None) -> list[Diagn
             values.check_quantize(ctx)
             values.check_lmi_dist(ctx)
             compile.check_compile(ctx)
+            crossfield.check(ctx)  # LMI's properties-manager validators (docs/lmi-validators.md)
     if ctx.release is not None and ctx.instance is not None:
         fit_before = len(ctx.out)
         for check in target.FIT_CHECKS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 
+from builder.lmi.rules import crossfield
 from builder.lmi.rules.base import Ctx, as_bool, as_int, rule
 
 ENGINE_VALUE = rule("engine-value", "serving.engine is Python or MPI (exact case)",
@@ -31,7 +32,7 @@ ENTRY_OPTION = rule("entry-point-option", "a custom handler is given as model.en
 TP_RANGE = rule("tp-range", "tensor_parallel_degree is max or 1..devices of the target (GPUs or NeuronCores; "
                 "1 on CPU), and TP x PP fits the devices; workers = devices // (TP x PP)",
                 "use max, or a number the instance has devices for", "seed guide, §4, §5, §17.7")
-VLLM_PP = rule("vllm-pipeline-parallel", "vLLM in LMI >= 0.33 does not support pipeline_parallel_degree != 1",
+VLLM_PP = rule("vllm-pipeline-parallel", "vLLM in LMI >= 0.30 does not support pipeline_parallel_degree != 1",
                "remove option.pipeline_parallel_degree or use tensor parallelism", "§8.1")
 BATCH_RB = rule("batch-size-rolling-batch", "batch_size > 1 (dynamic batching) and rolling batch are exclusive; "
                 "LMI silently switches rolling batch off", "set option.rolling_batch: disable, or batch_size: 1",
@@ -210,7 +211,9 @@ def check_vllm_pp(ctx: Ctx) -> None:
     rel = ctx.release
     assert rel is not None
     pp = as_int(ctx.opts.get("pipeline_parallel_degree", 1))
-    if ctx.rolling_batch == "vllm" and rel.version_tuple >= (0, 33) and pp is not None and pp != 1:
+    # vllm_rb_properties.py validate_pipeline_parallel exists from 0.30.0-dlc on, and the async service
+    # builds the same properties (docs/lmi-validators.md)
+    if crossfield.uses_vllm_properties(ctx) and crossfield.VLLM_PP.covers(rel) and pp is not None and pp != 1:
         ctx.error(ctx.opt_path("pipeline_parallel_degree"), VLLM_PP,
                   f"vLLM in LMI {rel.version} rejects pipeline_parallel_degree {pp}; remove it and use "
                   "tensor_parallel_degree")

@@ -1,0 +1,291 @@
+"""LMI's own cross-field validators (the pydantic ``@field_validator`` / ``@model_validator`` functions of
+djl_python's properties managers that raise), as rules with the release range in which each exists.
+
+The table of every validator and the rule that stands for it is docs/lmi-validators.md. The range of
+each rule is read off djl-serving's release branches (``engines/python/setup/djl_python/
+properties_manager/<file>`` on ``<first>`` .. ``<last>``); a release is matched by the branch it was
+derived from (``Release.provenance['branch']``), so the ten DJL 0.36.0 releases are told apart.
+Nothing here is upstream code: each check restates what the validator refuses.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from builder.catalog import Release
+from builder.lmi.properties import format_value
+from builder.lmi.rules.base import Ctx, as_bool, rule
+
+PM = "engines/python/setup/djl_python/properties_manager/"
+ASYNC_ENTRY_POINT = "djl_python.lmi_vllm.vllm_async_service"
+# Longest value we hand to ast.literal_eval: long_lora_scaling_factors and friends are short, and
+# literal_eval of a hostile megabyte of brackets costs memory and recursion.
+LITERAL_MAX = 4096
+
+
+@dataclass(frozen=True)
+class Span:
+    """The first and last djl-serving release branch whose properties manager has the validator."""
+    first: str
+    last: str
+
+    def covers(self, release: Release) -> bool:
+        return branch_key(self.first) <= branch_key(branch_of(release)) <= branch_key(self.last)
+
+
+def branch_key(branch: str) -> tuple[int, ...]:
+    """'0.36.0-lmi27-dlc' -> (0, 36, 0, 27); '0.35.1-dlc' -> (0, 35, 1, 0): release order of the branches."""
+    m = re.match(r"^(\d+)\.(\d+)\.(\d+)(?:-lmi(\d+))?-dlc$", branch)
+    if not m:
+        return (0,)
+    return tuple(int(g or 0) for g in m.groups())
+
+
+def branch_of(release: Release) -> str:
+    """The release branch a catalog row was derived from; hand-written rows (cpu, dev-cpu) by DJL version."""
+    return release.provenance.get("branch") or f"{release.djl_version}-dlc"
+
+
+LATEST = "0.36.0-lmi27-dlc"
+# Read with scripts like `git show BRANCH:engines/.../<file>` over every -dlc branch from 0.29.0-dlc on.
+TNX = Span("0.29.0-dlc", "0.34.0-dlc")  # tnx_properties.py: 0.29.0-dlc .. 0.34.0-dlc (gone at 0.35.0-dlc)
+ALL = Span("0.29.0-dlc", LATEST)  # properties.py, hf_properties.py
+LMI_DIST_FML = Span("0.31.0-dlc", "0.34.0-dlc")  # lmi_dist_rb_properties.py validate_speculative_and_fml
+VLLM_SPEC_V2 = Span("0.30.0-dlc", "0.31.0-dlc")  # vllm_rb_properties.py validate_speculative_model
+VLLM_MM = Span("0.30.0-dlc", "0.31.0-dlc")  # vllm_rb_properties.py validate_limit_mm_per_prompt
+LMI_DIST_MM = Span("0.30.0-dlc", "0.34.0-dlc")  # lmi_dist_rb_properties.py validate_limit_mm_per_prompt
+VLLM_LONG_LORA = Span("0.31.0-dlc", LATEST)  # vllm_rb_properties.py validate_long_lora_scaling_factors
+LMI_DIST_LONG_LORA = Span("0.31.0-dlc", "0.34.0-dlc")  # lmi_dist_rb_properties.py, same validator
+VLLM_PARSERS = Span("0.32.0-dlc", LATEST)  # vllm_rb_properties.py validate_tool_call/reasoning_parser
+VLLM_NEURON_CFG = Span("0.32.0-dlc", "0.34.0-dlc")  # vllm_rb_properties.py validate_override_neuron_config
+VLLM_PP = Span("0.30.0-dlc", LATEST)  # vllm_rb_properties.py validate_pipeline_parallel
+
+TNX_LOADER = rule("tnx-loader-partition", "Transformers-NeuronX: model_loader tnx refuses partition_schema "
+                  "optimum, and model_loader optimum needs partition_schema optimum",
+                  "drop model_loader (LMI picks it from partition_schema) or make the two agree",
+                  f"djl-serving@0.29.0-dlc..0.34.0-dlc:{PM}tnx_properties.py validate_schema_loader_combination")
+TNX_AOT_VLLM = rule("tnx-aot-vllm-loader", "Transformers-NeuronX: model_loader vllm cannot be compiled ahead of "
+                    "time (save_mp_checkpoint_path, which compile.enabled sets)",
+                    "use model_loader tnx to compile, or compile.enabled: false",
+                    f"djl-serving@0.29.0-dlc..0.34.0-dlc:{PM}tnx_properties.py validate_partition_model_loader")
+TNX_GQA = rule("tnx-group-query-attention", "Transformers-NeuronX: group_query_attention is shard-over-heads, "
+               "shard-over-batch, replicated-heads or all-gather-heads", "use one of the four values",
+               f"djl-serving@0.29.0-dlc..0.34.0-dlc:{PM}tnx_properties.py validate_gqa")
+TNX_CTX = rule("tnx-context-length-estimate", "Transformers-NeuronX: context_length_estimate is a comma-separated "
+               "list of integers", "write e.g. 256,512,1024",
+               f"djl-serving@0.29.0-dlc..0.34.0-dlc:{PM}tnx_properties.py parse_context_length")
+STREAM_DYN = rule("streaming-dynamic-batching", "enable_streaming cannot be combined with dynamic batching "
+                  "(batch_size > 1 turns rolling batch off)", "remove enable_streaming or the batch size",
+                  f"djl-serving@0.29.0-dlc..{LATEST}:{PM}properties.py validate_batch_size")
+FML_DRAFT = rule("lmi-dist-fast-loader-draft", "lmi-dist cannot combine load_format sagemaker_fast_model_loader "
+                 "with a speculative draft model", "remove speculative_draft_model or the load_format",
+                 f"djl-serving@0.31.0-dlc..0.34.0-dlc:{PM}lmi_dist_rb_properties.py validate_speculative_and_fml")
+SPEC_V2 = rule("vllm-speculative-v2-block-manager", "vLLM in LMI 0.30/0.31: speculative_model needs "
+               "use_v2_block_manager=true", "add option.use_v2_block_manager: true",
+               f"djl-serving@0.30.0-dlc..0.31.0-dlc:{PM}vllm_rb_properties.py validate_speculative_model")
+MM = rule("limit-mm-per-prompt-format", "limit_mm_per_prompt is key=int[,key=int] without conflicting repeats "
+          "(vLLM in LMI 0.30/0.31, lmi-dist 0.30-0.34; later vLLM reads it as JSON itself)",
+          "write e.g. image=1,video=0",
+          f"djl-serving@0.30.0-dlc..0.34.0-dlc:{PM}lmi_dist_rb_properties.py, vllm_rb_properties.py "
+          "validate_limit_mm_per_prompt")
+LONG_LORA = rule("long-lora-scaling-factors", "long_lora_scaling_factors is a number or a tuple/list of numbers "
+                 "(a Python literal)", "write e.g. (4.0, 8.0)",
+                 f"djl-serving@0.31.0-dlc..{LATEST}:{PM}vllm_rb_properties.py validate_long_lora_scaling_factors")
+TOOL_PARSER = rule("tool-call-parser-required", "vLLM: enable_auto_tool_choice=true needs a tool_call_parser",
+                   "add option.tool_call_parser (a parser of the bundled vLLM, e.g. hermes, llama3_json)",
+                   f"djl-serving@0.32.0-dlc..{LATEST}:{PM}vllm_rb_properties.py validate_tool_call_parser")
+REASONING = rule("reasoning-parser-required", "vLLM: enable_reasoning=true needs a reasoning_parser",
+                 "add option.reasoning_parser (a parser of the bundled vLLM, e.g. deepseek_r1)",
+                 f"djl-serving@0.32.0-dlc..{LATEST}:{PM}vllm_rb_properties.py validate_reasoning_parser")
+NEURON_CFG = rule("override-neuron-config-format", "vLLM in LMI 0.32-0.34: override_neuron_config is a dict "
+                  "literal", "write e.g. {\"enable_bucketing\": true} as a mapping",
+                  f"djl-serving@0.32.0-dlc..0.34.0-dlc:{PM}vllm_rb_properties.py validate_override_neuron_config")
+BNB = rule("bitsandbytes-device-map", "HF accelerate (rolling_batch disable): quantize bitsandbytes8/4 "
+           "(load_in_8bit/4bit) needs option.device_map", "add option.device_map: auto",
+           f"djl-serving@0.29.0-dlc..{LATEST}:{PM}hf_properties.py construct_kwargs_quantize")
+
+
+def text(ctx: Ctx, key: str) -> str | None:
+    """The option as LMI reads it from serving.properties (what the render writes), or None."""
+    return format_value(ctx.opts[key]) if key in ctx.opts else None
+
+
+def _entry(ctx: Ctx) -> str | None:
+    if ctx.recipe.model.entry_point:
+        return None  # a custom handler reads the properties its own way
+    if "entryPoint" in ctx.opts:
+        return str(ctx.opts["entryPoint"])
+    assert ctx.release
+    return ctx.release.default_entry_point
+
+
+def uses_vllm_properties(ctx: Ctx) -> bool:
+    """VllmRbProperties is built by the vLLM rolling batcher and by the async service (djl_python/lmi_vllm/
+    vllm_async_service.py, from 0.33.0-dlc on): rolling_batch vllm, or async mode / auto on that entry point."""
+    if ctx.rolling_batch == "vllm":
+        return True
+    async_mode = as_bool(ctx.opts.get("async_mode")) is True
+    return ctx.family == "lmi" and (async_mode or ctx.rolling_batch == "auto") and _entry(ctx) == ASYNC_ENTRY_POINT
+
+
+def _literal(raw: str) -> tuple[bool, Any]:
+    if len(raw) > LITERAL_MAX:
+        return False, None
+    try:
+        return True, ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False, None
+
+
+def check_tnx(ctx: Ctx) -> None:
+    assert ctx.release
+    if ctx.family != "neuronx" or not TNX.covers(ctx.release) or ctx.recipe.model.entry_point:
+        return
+    loader, schema = text(ctx, "model_loader"), text(ctx, "partition_schema")
+    if loader == "tnx" and schema == "optimum":
+        ctx.error(ctx.opt_path("partition_schema"), TNX_LOADER, "Transformers-NeuronX's model_loader tnx does not "
+                  "load optimum cache partitions (LMI refuses it at start-up); use partition_schema safetensors or "
+                  "compile_only, or drop model_loader (optimum is then picked from the schema)")
+    elif loader == "optimum" and schema != "optimum":
+        where = ctx.opt_path("partition_schema") if schema is not None else ctx.opt_path("model_loader")
+        ctx.error(where, TNX_LOADER, f"model_loader optimum needs partition_schema optimum (it is "
+                  f"{schema or 'not set'}; LMI refuses it at start-up); write partition_schema: optimum or "
+                  "drop model_loader")
+    compiled = ctx.recipe.compile.enabled or "save_mp_checkpoint_path" in ctx.opts
+    if loader == "vllm" and compiled:
+        ctx.error(ctx.opt_path("model_loader"), TNX_AOT_VLLM, "model_loader vllm cannot be compiled ahead of time "
+                  "by LMI's partition script (compile.enabled / save_mp_checkpoint_path); use model_loader tnx, "
+                  "or compile.enabled: false")
+    gqa = text(ctx, "group_query_attention")
+    allowed = ("shard-over-heads", "shard-over-batch", "replicated-heads", "all-gather-heads")
+    if gqa is not None and gqa not in allowed:
+        ctx.error(ctx.opt_path("group_query_attention"), TNX_GQA, f"group_query_attention '{gqa}' is not a "
+                  f"Transformers-NeuronX GQA method; use one of: {', '.join(allowed)}")
+    cle = text(ctx, "context_length_estimate")
+    if cle is not None and not all(re.fullmatch(r"\s*[+-]?\d+\s*", p) for p in cle.split(",")):
+        ctx.error(ctx.opt_path("context_length_estimate"), TNX_CTX, f"context_length_estimate '{cle}' must be "
+                  "integers separated by commas (LMI parses each with int()), e.g. 256,512,1024")
+
+
+def check_streaming(ctx: Ctx) -> None:
+    assert ctx.release
+    if not ALL.covers(ctx.release) or ctx.recipe.model.entry_point:
+        return
+    streaming = text(ctx, "enable_streaming")
+    if streaming is None or streaming.strip().lower() == "false":
+        return
+    s = ctx.recipe.serving
+    for path, value in ((("serving", "batch_size"), s.batch_size),
+                        (("serving", "max_dynamic_batch_size"), s.max_dynamic_batch_size),
+                        (ctx.opt_path("batch_size"), ctx.opts.get("batch_size"))):
+        if value is not None and str(value).strip().isdigit() and int(str(value).strip()) > 1:
+            ctx.error(ctx.opt_path("enable_streaming"), STREAM_DYN, f"enable_streaming={streaming} with "
+                      f"{'.'.join(map(str, path))}={value}: LMI cannot stream with dynamic batching (batch_size > 1 "
+                      "turns rolling batch off) and refuses it at start-up; remove enable_streaming or the batch size")
+            return
+
+
+def check_lmi_dist(ctx: Ctx) -> None:
+    assert ctx.release
+    if ctx.rolling_batch != "lmi-dist":
+        return
+    if LMI_DIST_FML.covers(ctx.release) and text(ctx, "load_format") == "sagemaker_fast_model_loader" \
+            and ctx.opts.get("speculative_draft_model"):
+        ctx.error(ctx.opt_path("speculative_draft_model"), FML_DRAFT, "lmi-dist cannot use speculative decoding "
+                  "with load_format sagemaker_fast_model_loader; remove speculative_draft_model or the load_format")
+
+
+def check_vllm(ctx: Ctx) -> None:
+    assert ctx.release
+    if not uses_vllm_properties(ctx):
+        return
+    rel = ctx.release
+    if VLLM_SPEC_V2.covers(rel) and ctx.opts.get("speculative_model") \
+            and as_bool(ctx.opts.get("use_v2_block_manager", False)) is not True:
+        ctx.error(ctx.opt_path("speculative_model"), SPEC_V2, f"vLLM in {rel.label} needs the V2 block manager for "
+                  "speculative decoding; add option.use_v2_block_manager: true")
+    for flag, key, rid, span, example in (("enable_auto_tool_choice", "tool_call_parser", TOOL_PARSER, VLLM_PARSERS,
+                                           "hermes"),
+                                          ("enable_reasoning", "reasoning_parser", REASONING, VLLM_PARSERS,
+                                           "deepseek_r1")):
+        if span.covers(rel) and as_bool(ctx.opts.get(flag)) is True and not text(ctx, key):
+            bundled = f"vLLM {rel.libraries['vllm']}" if rel.libraries.get("vllm") else "the bundled vLLM"
+            ctx.error(ctx.opt_path(flag), rid, f"{flag}=true needs option.{key} (LMI refuses a missing one at "
+                      f"start-up); add {key}: a parser registered in {bundled}, e.g. {example}")
+    raw = text(ctx, "override_neuron_config")
+    if VLLM_NEURON_CFG.covers(rel) and raw is not None:
+        ok, value = _literal(raw)
+        if not (ok and isinstance(value, dict)) and not isinstance(ctx.opts["override_neuron_config"], dict):
+            ctx.error(ctx.opt_path("override_neuron_config"), NEURON_CFG, "override_neuron_config must be a "
+                      "mapping (LMI reads it with ast.literal_eval and refuses anything but a dict); write it as a "
+                      "YAML mapping or a {...} literal")
+
+
+def _check_mm(ctx: Ctx) -> None:
+    raw = text(ctx, "limit_mm_per_prompt")
+    if raw is None:
+        return
+    seen: dict[str, int] = {}
+    for item in raw.split(","):
+        parts = [p.strip().lower() for p in item.split("=")]
+        problem = None
+        if len(parts) != 2:
+            problem = f"'{item.strip()}' is not key=value"
+        elif not re.fullmatch(r"[+-]?\d+", parts[1]):
+            problem = f"'{parts[1]}' in '{item.strip()}' is not an integer"
+        elif parts[0] in seen and seen[parts[0]] != int(parts[1]):
+            problem = f"'{parts[0]}' is given twice with different values"
+        if problem:
+            ctx.error(ctx.opt_path("limit_mm_per_prompt"), MM, f"limit_mm_per_prompt '{raw}': {problem} (LMI "
+                      "refuses it at start-up); write e.g. image=1,video=0")
+            return
+        seen[parts[0]] = int(parts[1])
+
+
+def check_values(ctx: Ctx) -> None:
+    """Value formats that the vLLM / lmi-dist properties parse in a validator."""
+    assert ctx.release
+    rel, vllm, lmi_dist = ctx.release, uses_vllm_properties(ctx), ctx.rolling_batch == "lmi-dist"
+    if (vllm and VLLM_MM.covers(rel)) or (lmi_dist and LMI_DIST_MM.covers(rel)):
+        _check_mm(ctx)
+    raw = text(ctx, "long_lora_scaling_factors")
+    if raw is not None and ((vllm and VLLM_LONG_LORA.covers(rel)) or (lmi_dist and LMI_DIST_LONG_LORA.covers(rel))):
+        ok, value = _literal(raw)
+        numbers = (int, float)
+        good = ok and not isinstance(value, bool) and (
+            isinstance(value, numbers) or isinstance(value, tuple)
+            or (isinstance(value, list) and all(isinstance(v, numbers) and not isinstance(v, bool) for v in value)))
+        if not good:
+            ctx.error(ctx.opt_path("long_lora_scaling_factors"), LONG_LORA, f"long_lora_scaling_factors '{raw}' "
+                      "is not a number or a list of numbers (LMI refuses it at start-up); write e.g. (4.0, 8.0)")
+
+
+def check_bitsandbytes(ctx: Ctx) -> None:
+    assert ctx.release
+    if ctx.rolling_batch != "disable" or not ALL.covers(ctx.release) or ctx.family not in ("lmi", "cpu", "dev-cpu") \
+            or ctx.recipe.model.entry_point or as_bool(ctx.opts.get("async_mode")) is True:
+        return
+    if "device_map" in ctx.opts:
+        return
+    quantize = text(ctx, "quantize")
+    for key, method in (("load_in_8bit", "bitsandbytes8"), ("load_in_4bit", "bitsandbytes4")):
+        if as_bool(ctx.opts.get(key)) is True:
+            quantize, where = method, key
+            break
+    else:
+        where = "quantize"
+    if quantize in ("bitsandbytes8", "bitsandbytes4"):
+        ctx.error(ctx.opt_path(where), BNB, f"{where}={text(ctx, where)} loads the model with bitsandbytes, which "
+                  "HF accelerate only does with a device map (LMI refuses it at start-up: 'device_map should be "
+                  "set'); add option.device_map: auto")
+
+
+CHECKS = [check_tnx, check_streaming, check_lmi_dist, check_vllm, check_values, check_bitsandbytes]
+
+
+def check(ctx: Ctx) -> None:
+    for c in CHECKS:
+        c(ctx)
