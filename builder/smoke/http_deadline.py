@@ -168,9 +168,10 @@ class Response:
             yield bytes(pending)
 
     def _line_too_long(self, max_line: int) -> HttpFailure:
-        return HttpFailure("line-too-long", f"line {self.lines_read + 1} of the stream is longer than "
-                                            f"{size_text(max_line)} (the cap on one stream line) with no newline; "
-                                            f"stopped reading after {self.received} bytes",
+        return HttpFailure("line-too-long",
+                           f"line {self.lines_read + 1} of the stream is longer than {size_text(max_line)} "
+                           f"(the cap on one stream line) with no newline within it; stopped reading after "
+                           f"{self.received} bytes",
                            received=self.received, lines=self.lines_read, status=self.status)
 
 
