@@ -123,7 +123,7 @@ class Response:
         return data
 
     def _too_large(self, max_bytes: int) -> HttpFailure:
-        return HttpFailure("too-large", f"the answer is larger than {size_text(max_bytes)} (the cap on one "
+        return HttpFailure("too-large", f"the HTTP {self.status} answer is larger than {size_text(max_bytes)} (the cap on one "
                                         f"response); stopped reading after {self.received} bytes",
                            received=self.received, lines=self.lines_read, status=self.status)
 

@@ -274,7 +274,7 @@ def test_body_cap_is_reported(hostile):
             "POST", f"http://127.0.0.1:{port}/invocations", deadline=Deadline(20, "test"),
             json={"inputs": "x", "parameters": {"max_new_tokens": 1}, "stream": True}) as r:
         r.body(max_bytes=2**20)
-    assert err.value.kind == "too-large" and "larger than 1 MiB (the cap on one response)" in str(err.value)
+    assert err.value.kind == "too-large" and "HTTP 200 answer is larger than 1 MiB (the cap on one response)" in str(err.value)
 
 
 @pytest.mark.timeout(30)
