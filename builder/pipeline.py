@@ -41,6 +41,8 @@ class BuildOptions(BaseModel):
     skip_smoke: bool = False
     allow_dev_runtime: bool = False
     lmi_check: bool = False
+    s3: str | None = None  # S3 artifacts for the stock image (builder/publish/s3_publish.py)
+    s3_prune: bool = False
 
 
 def run_build(opts: BuildOptions) -> BuildRecord:
@@ -80,6 +82,10 @@ def _check_options(opts: BuildOptions) -> None:
             split_registry(opts.registry)
         except ValueError as exc:
             raise UsageError(f"--registry: {exc}") from None
+    if opts.s3:
+        from builder.publish.s3_publish import check_uri
+
+        check_uri(opts.s3)
     if opts.tags and opts.assembler == "docker":
         from builder.image.bake import check_tags
 
@@ -113,6 +119,10 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             st.status = "failed"
             raise DiagnosticError([d for d in diags if d.severity == "error"])
     recipe = loaded.recipe
+    if opts.s3 or (opts.push and recipe.publish.s3):  # S3 artifacts need the fetched model: say so now
+        from builder.publish.s3_publish import require_model
+
+        require_model(recipe)
     if opts.assembler == "registry":  # a format the target refuses (SageMaker: OCI): now, before fetch or upload
         from builder.registry.assemble import check_target
 
@@ -303,10 +313,14 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                         raise BuilderError(f"smoke test failed: {result.reason}", stage="smoke")
 
     # ----------------------------------------------------------------- publish
+    from builder.publish.s3_publish import s3_uri_for
+
+    s3_uri = s3_uri_for(recipe, opts.s3, opts.push)
     with record.timed("publish") as st:
-        if not opts.push:
+        if not opts.push and not s3_uri:
             st.status, st.reason = "skipped", "not requested (--push)"
-        else:
+        elif opts.push and (not s3_uri or opts.registry or opts.assembler == "registry"
+                            or recipe.publish.ecr or recipe.publish.registry):
             if opts.assembler == "registry":
                 record.published = _publish_in_place(image_ref, record, resolved, opts)
             else:
@@ -315,6 +329,13 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                 outcome = publish_from_recipe(image_ref, recipe, opts, smoke_status=smoke_status)
                 record.published = [t.model_dump(mode="json") if hasattr(t, "model_dump") else t
                                     for t in outcome.targets]
+            st.details["targets"] = record.published
+        if s3_uri:
+            from builder.publish.s3_publish import publish_stage
+
+            record.published.append(publish_stage(resolved, s3_uri, artifacts=artifacts, compiled=compiled,
+                                                  extra_files=extra_files, stand_in=base_image, smoke=opts.smoke,
+                                                  prune=opts.s3_prune, log_dir=record_dir))
             st.details["targets"] = record.published
 
     _summary(record, resolved, image_ref)

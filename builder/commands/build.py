@@ -47,6 +47,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     u.add_argument("--registry", help="HOST[:PORT]/REPO (any OCI registry; also the target of --assembler registry)")
     u.add_argument("--skip-smoke", action="store_true", help="allow publishing without a passed smoke test")
     u.add_argument("--allow-dev-runtime", action="store_true", help="allow publishing a dev-cpu image")
+    u.add_argument("--s3", metavar="s3://BUCKET/PREFIX/", help="also write the uncompressed artifacts for the stock "
+                   "LMI image under this prefix (recipe: publish.s3.uri with --push); see docs/publish.md")
+    u.add_argument("--s3-prune", action="store_true", help="delete objects under the prefix that are not in the layout")
     p.add_argument("--lmi-check", action="store_true", help="also run LMI's own djl_python validators")
 
 
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         smoke=args.smoke, force_smoke=args.force_smoke, accelerators=args.accelerators, push=args.push,
         registry=args.registry, assembler=args.assembler, manifest_format=args.manifest_format,
         compile_executor=args.compile_executor,
-        skip_smoke=args.skip_smoke, allow_dev_runtime=args.allow_dev_runtime, lmi_check=args.lmi_check)
+        skip_smoke=args.skip_smoke, allow_dev_runtime=args.allow_dev_runtime, lmi_check=args.lmi_check,
+        s3=args.s3, s3_prune=args.s3_prune)
     record = run_build(opts)
     # stdout carries one machine-readable line: the image reference (pinned when assembled in a registry)
     ref = record.image.get("reference") or (record.image.get("tags") or [record.image.get("image_id", "")])[0]

@@ -54,6 +54,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retries", type=int, default=3, metavar="N", help="push attempts per tag on "
                    "network errors / 5xx (default 3)")
     p.add_argument("--report", metavar="FILE", help="write the publish result (JSON) here")
+    p.add_argument("--s3", metavar="s3://BUCKET/PREFIX/", help="write the image's /opt/ml/model uncompressed under "
+                   "this prefix for the stock LMI image; prints the deployment (JSON) on stdout (docs/publish.md)")
+    p.add_argument("--s3-prune", action="store_true", help="delete objects under the prefix that are not in the layout")
     p.add_argument("--cache-dir", metavar="DIR", help="cache (smoke ledger); default LMI_BUILD_CACHE or user cache")
 
 
@@ -79,8 +82,8 @@ def _targets(args):
                                                        lifecycle_policy=policy)))
     except ValidationError as exc:
         raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
-    if not targets:
-        raise UsageError("no target: give --registry HOST[:PORT]/REPO or the three --ecr-* options")
+    if not targets and not getattr(args, "s3", None):
+        raise UsageError("no target: give --registry HOST[:PORT]/REPO, the three --ecr-* options or --s3 URI")
     return targets
 
 
@@ -100,6 +103,10 @@ def run(args) -> int:
     from builder.publish import PublishOptions, PublishResult, publish_image
 
     targets = _targets(args)
+    if args.s3:
+        from builder.publish.s3_publish import check_uri
+
+        args.s3 = check_uri(args.s3)
     password = None
     if args.password_stdin:
         if not args.username:
@@ -116,6 +123,8 @@ def run(args) -> int:
         allow_dev_runtime=args.allow_dev_runtime, force=args.force, username=args.username,
         password=SecretStr(password) if password is not None else None, cache_dir=args.cache_dir,
         git_sha=_git_sha(args), ecr_registry_host=args.registry_host, push_attempts=args.retries)
+    if not targets:  # --s3 only
+        return _publish_s3(args)
     try:
         result = publish_image(args.image, targets, options)
     except BuilderError as exc:
@@ -127,6 +136,18 @@ def run(args) -> int:
         _write(args.report, result.model_dump_json(indent=2))
     for t in result.targets:
         print(t.pinned)
+    return _publish_s3(args) if args.s3 else 0
+
+
+def _publish_s3(args) -> int:
+    from builder.publish.s3_publish import publish_image_to_s3
+
+    publication = publish_image_to_s3(args.image, args.s3, prune=args.s3_prune, skip_smoke=args.skip_smoke,
+                                      cache_dir=args.cache_dir)
+    text = publication.model_dump_json(indent=2)
+    if args.report:
+        _write(args.report, text)
+    print(text)
     return 0
 
 

@@ -22,7 +22,7 @@ def targets_from_recipe(publish: Any) -> tuple[list[PublishTarget], list[str]]:
         publish = publish.model_dump(exclude_none=True)
     if not isinstance(publish, dict):
         raise BuilderError("recipe 'publish' must be a mapping", stage="publish")
-    unknown = set(publish) - {"ecr", "registry", "tags"}
+    unknown = set(publish) - {"ecr", "registry", "tags", "s3"}  # s3: builder/publish/s3_publish.py
     if unknown:
         raise BuilderError(f"recipe publish: unknown key(s) {sorted(unknown)} (expected ecr, registry, tags)",
                            stage="publish")

@@ -207,8 +207,22 @@ class Ecr(Strict):
     lifecycle_policy: dict[str, Any] | None = None
 
 
+class S3Publish(Strict):
+    """Uncompressed artifacts for the stock LMI image (builder/publish/s3_publish.py)."""
+
+    uri: str = Field(description="S3 prefix the model files and serving.properties go under: s3://bucket/prefix/")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^\s]*/)?", v if v.endswith("/") else v + "/"):
+            raise ValueError("publish.s3.uri looks like 's3://bucket/prefix/'")
+        return v
+
+
 class Publish(Strict):
     ecr: Ecr | None = None
+    s3: S3Publish | None = None
     registry: str | None = Field(None, description="any OCI registry: HOST[:PORT]/REPO")
     tags: list[str] = Field(default_factory=list, description="tag templates: {name} {recipe_hash12} {git_sha} ...")
 

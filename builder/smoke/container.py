@@ -83,8 +83,10 @@ class ManagedContainer:
 
     def __init__(self, client, image: str, *, run_id: str, role: str, port: int, env: dict[str, str] | None = None,
                  shm_size: str | None = None, plan: DevicePlan | None = None,
-                 extra_labels: dict[str, str] | None = None, command: list[str] | None = None):
+                 extra_labels: dict[str, str] | None = None, command: list[str] | None = None,
+                 volumes: dict[str, dict[str, str]] | None = None):
         self.client = client
+        self.volumes = volumes  # docker SDK form {host_path: {"bind": path, "mode": "ro"}} (S3-shape smoke)
         self.image = image
         self.run_id = run_id
         self.role = role
@@ -121,6 +123,8 @@ class ManagedContainer:
             kwargs["devices"] = self.plan.devices
         if self.command is not None:
             kwargs["command"] = self.command
+        if self.volumes:
+            kwargs["volumes"] = self.volumes
         try:
             self.container = self.client.containers.create(self.image, **kwargs)
             self.container.start()

@@ -513,3 +513,102 @@ def isolated_docker_config(tmp_path, monkeypatch) -> Path:
     d = Path(tempfile.mkdtemp(dir=tmp_path, prefix="dockercfg-"))
     monkeypatch.setenv("DOCKER_CONFIG", str(d))
     return d
+
+
+# --- moto S3 (server mode, HTTP on 127.0.0.1) --------------------------------------------------
+
+
+def start_moto_server() -> tuple[subprocess.Popen, str]:
+    """``moto_server`` on a free 127.0.0.1 port, ready (``/moto-api/`` answers) within 20 s."""
+    exe = shutil.which("moto_server")
+    if not exe:
+        pytest.skip("moto_server not installed (pip install 'moto[server,s3]')")
+    import requests
+
+    port = free_port()
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"moto_server exited ({proc.returncode})")
+        try:
+            if requests.get(f"{url}/moto-api/", timeout=1).status_code == 200:
+                return proc, url
+        except requests.RequestException:
+            pass
+        if time.monotonic() > end:
+            proc.terminate()
+            pytest.fail("moto_server not ready after 20 s")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def moto_s3_endpoint() -> Iterator[str]:
+    """One moto server for the session's S3 tests (each test gets its own bucket)."""
+    proc, url = start_moto_server()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class MotoS3:
+    """A fresh bucket on the moto server; ``client()`` makes a boto3 client from the standard
+    configuration (the environment this fixture set), ``counting()`` one that counts the requests
+    it sends by operation name."""
+
+    def __init__(self, url: str, bucket: str):
+        self.url = url
+        self.bucket = bucket
+        self.calls: dict[str, int] = {}
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3")
+
+    def counting(self):
+        s3 = self.client()
+
+        def count(model, **_kw) -> None:
+            self.calls[model.name] = self.calls.get(model.name, 0) + 1
+
+        s3.meta.events.register("before-call.s3.*", count)
+        return s3
+
+    def writes(self) -> int:
+        """Requests that send object bytes: PutObject, CreateMultipartUpload, UploadPart, ..."""
+        return sum(n for op, n in self.calls.items()
+                   if op in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload",
+                             "CopyObject", "UploadPartCopy"))
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+# fake, distinctive credentials: tests assert they never reach output or records
+FAKE_AWS_ACCESS_KEY_ID = "AKIAFAKES3TESTKEY123"
+FAKE_AWS_SECRET_ACCESS_KEY = "s3cr3t-fake-secret-key-never-logged-0123456789"
+
+
+@pytest.fixture
+def moto_s3(moto_s3_endpoint, monkeypatch) -> MotoS3:
+    """Standard boto3 configuration pointed at the moto server by ``AWS_ENDPOINT_URL_S3`` (nothing
+    passed to boto3 by hand), fake credentials, and an empty bucket of its own."""
+    import uuid
+
+    for key, value in {"AWS_ACCESS_KEY_ID": FAKE_AWS_ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": FAKE_AWS_SECRET_ACCESS_KEY,
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": moto_s3_endpoint,
+                       "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    store = MotoS3(moto_s3_endpoint, f"lmi-{uuid.uuid4().hex[:12]}")
+    store.client().create_bucket(Bucket=store.bucket)
+    return store

@@ -1,0 +1,224 @@
+"""S3 artifacts for the stock LMI image against moto's SERVER mode (HTTP on 127.0.0.1, reached
+through boto3's standard configuration and ``AWS_ENDPOINT_URL_S3``): idempotent, config-only
+re-publish sends one object, interrupted uploads resumed, concurrent publishers, stale objects,
+and no credential in any output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from builder.diagnostics import BuilderError
+from builder.lmi.properties import loads
+from builder.lmi.resolve import resolve
+from builder.paths import REPO_DIR
+from builder.publish.s3_artifacts import UploadSettings, upload_layout
+from builder.publish.s3_layout import LayoutFile, layout_for_build
+from builder.publish.s3_publish import publish_layout
+from builder.recipe import load_recipe
+from tests.support.registry_fixtures import FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_SECRET_ACCESS_KEY
+
+QUICKSTART = REPO_DIR / "recipes/examples/quickstart.yaml"
+SMALL_PARTS = UploadSettings(multipart_threshold=5 << 20, part_size=5 << 20, max_concurrency=4)
+
+
+def _quickstart(**option):
+    loaded = load_recipe(QUICKSTART)
+    recipe = loaded.recipe
+    if option:
+        recipe = recipe.model_copy(update={"serving": recipe.serving.model_copy(
+            update={"option": {**recipe.serving.option, **option}})})
+    return resolve(recipe), loaded.base_dir
+
+
+def _layout(**option) -> list[LayoutFile]:
+    resolved, base = _quickstart(**option)
+    return layout_for_build(resolved, model_dir=base / "quickstart/model", compiled_dir=None,
+                            extra_files={"model.py": base / "quickstart/model.py"})
+
+
+def _objects(s3, bucket: str, prefix: str) -> dict[str, str]:
+    """key -> sha256 of the bytes actually stored."""
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            out[obj["Key"]] = hashlib.sha256(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()).hexdigest()
+    return out
+
+
+def _big(tmp_path: Path, name: str, mib: int, seed: int = 0) -> LayoutFile:
+    path = tmp_path / name
+    block = hashlib.sha256(str(seed).encode()).digest() * (1 << 15)  # 1 MiB, not all zeros
+    with open(path, "wb") as fh:
+        for i in range(mib):
+            fh.write(block[i % 32:] + block[:i % 32])
+    data = path.read_bytes()
+    return LayoutFile(name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest(), path=path)
+
+
+def test_layout_is_the_image_layout_without_model_id():
+    files = {f.name: f for f in _layout()}
+    assert {"serving.properties", "model.py", "config.json"} <= set(files)
+    props = loads(files["serving.properties"].data.decode())
+    assert "option.model_id" not in props and props["option.entryPoint"] == "model.py"
+    assert files["serving.properties"].kind == "config" and files["config.json"].kind == "model"
+
+
+def test_publish_then_config_only_republish_uploads_exactly_one_object(moto_s3):
+    uri = f"s3://{moto_s3.bucket}/models/quickstart/"
+    s3 = moto_s3.counting()
+    first = publish_layout(_layout(), uri, _quickstart()[0].to_json(), s3=s3)
+    layout = _layout()
+    assert first.upload.uploaded == len(layout) and first.upload.unchanged == 0
+    stored = _objects(moto_s3.client(), moto_s3.bucket, "models/quickstart/")
+    assert stored == {f"models/quickstart/{f.name}": f.sha256 for f in layout}
+    head = moto_s3.client().head_object(Bucket=moto_s3.bucket, Key="models/quickstart/config.json")
+    assert head["Metadata"]["sha256"] == stored["models/quickstart/config.json"]
+    assert first.ModelDataSource == {"S3DataSource": {"S3Uri": uri, "S3DataType": "S3Prefix",
+                                                      "CompressionType": "None"}}
+    assert first.ContainerStartupHealthCheckTimeoutInSeconds == 60 + 120  # quickstart: model_loading_timeout 60
+
+    moto_s3.reset()
+    again = publish_layout(_layout(), uri, _quickstart()[0].to_json(), s3=s3)
+    assert again.upload.uploaded == 0 and moto_s3.writes() == 0, moto_s3.calls
+
+    moto_s3.reset()
+    changed = _layout(max_new_tokens_hint=7)  # a configuration-only change
+    third = publish_layout(changed, uri, _quickstart(max_new_tokens_hint=7)[0].to_json(), s3=s3)
+    assert [o.key for o in third.upload.objects if o.action == "uploaded"] == ["models/quickstart/serving.properties"]
+    assert moto_s3.writes() == 1 and moto_s3.calls.get("PutObject") == 1, moto_s3.calls
+    text = moto_s3.client().get_object(Bucket=moto_s3.bucket, Key="models/quickstart/serving.properties")["Body"]
+    assert loads(text.read().decode())["option.max_new_tokens_hint"] == "7"
+
+
+def test_stale_objects_are_reported_and_only_pruned_when_asked(moto_s3, tmp_path):
+    uri = f"s3://{moto_s3.bucket}/p/"
+    s3 = moto_s3.client()
+    s3.put_object(Bucket=moto_s3.bucket, Key="p/old-shard.safetensors", Body=b"old")
+    s3.put_object(Bucket=moto_s3.bucket, Key="other/keep.bin", Body=b"x")  # outside the prefix
+    report = upload_layout(_layout(), uri, s3=s3)
+    assert report.stale == ["p/old-shard.safetensors"] and report.pruned == []
+    assert "p/old-shard.safetensors" in _objects(s3, moto_s3.bucket, "p/")
+    report = upload_layout(_layout(), uri, s3=s3, prune=True)
+    assert report.pruned == ["p/old-shard.safetensors"] and report.uploaded == 0
+    assert "p/old-shard.safetensors" not in _objects(s3, moto_s3.bucket, "p/")
+    assert "other/keep.bin" in _objects(s3, moto_s3.bucket, "other/")
+
+
+def test_upload_interrupted_mid_file_is_resumed(moto_s3, tmp_path):
+    """A connection failure in the third part of a multipart upload: the transfer manager aborts
+    that upload, the complete objects stay; the re-run skips them and sends the interrupted file again."""
+    from botocore.exceptions import EndpointConnectionError
+
+    uri = f"s3://{moto_s3.bucket}/big/"
+    files = [*_layout(), _big(tmp_path, "model-00001.safetensors", 16)]
+    s3 = moto_s3.counting()
+    parts = []
+
+    def cut(model, **_kw):
+        if model.name == "UploadPart":
+            parts.append(1)
+            if len(parts) == 3:
+                raise EndpointConnectionError(endpoint_url=moto_s3.url)
+
+    s3.meta.events.register("before-call.s3.UploadPart", cut)
+    with pytest.raises(BuilderError) as err:
+        upload_layout(files, uri, s3=s3, settings=SMALL_PARTS)
+    assert "run again" in (err.value.hint or "")
+    plain = moto_s3.client()
+    assert plain.list_multipart_uploads(Bucket=moto_s3.bucket).get("Uploads", []) == []  # aborted, not leaked
+    assert "big/model-00001.safetensors" not in _objects(plain, moto_s3.bucket, "big/")
+    assert "big/serving.properties" not in _objects(plain, moto_s3.bucket, "big/")  # config waits for the data
+
+    s3.meta.events.unregister("before-call.s3.UploadPart", cut)
+    moto_s3.reset()
+    report = upload_layout(files, uri, s3=s3, settings=SMALL_PARTS)
+    sent = {o.key for o in report.objects if o.action == "uploaded"}
+    assert "big/model-00001.safetensors" in sent
+    assert report.unchanged >= 1 and "big/config.json" not in sent  # complete before the cut: skipped
+    assert _objects(plain, moto_s3.bucket, "big/") == {f"big/{f.name}": f.sha256 for f in files}
+
+
+CHILD = """
+import os, signal, sys
+from pathlib import Path
+from builder.publish.s3_artifacts import UploadSettings, client, upload_layout
+from builder.publish.s3_layout import LayoutFile
+s3 = client()
+n = []
+def die(model, **kw):
+    n.append(1)
+    if len(n) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+s3.meta.events.register("before-call.s3.UploadPart", die)
+f = LayoutFile.model_validate_json(sys.argv[2])
+upload_layout([f], sys.argv[1], s3=s3, settings=UploadSettings(multipart_threshold=5 << 20, part_size=5 << 20,
+                                                                max_concurrency=1))
+"""
+
+
+def test_publisher_killed_mid_file_leaves_an_upload_the_next_run_reports_and_prune_aborts(moto_s3, tmp_path):
+    uri = f"s3://{moto_s3.bucket}/killed/"
+    big = _big(tmp_path, "weights.safetensors", 12, seed=3)
+    child = subprocess.run([sys.executable, "-c", CHILD, uri, big.model_dump_json()], cwd=REPO_DIR,
+                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    s3 = moto_s3.client()
+    assert len(s3.list_multipart_uploads(Bucket=moto_s3.bucket).get("Uploads", [])) == 1
+    report = upload_layout([big], uri, s3=s3, settings=SMALL_PARTS)
+    assert report.uploaded == 1 and len(report.incomplete_multipart_uploads) == 1  # reported, left alone
+    assert _objects(s3, moto_s3.bucket, "killed/") == {"killed/weights.safetensors": big.sha256}
+    report = upload_layout([big], uri, s3=s3, settings=SMALL_PARTS, prune=True)
+    assert report.uploaded == 0 and len(report.aborted_multipart_uploads) == 1
+    assert s3.list_multipart_uploads(Bucket=moto_s3.bucket).get("Uploads", []) == []
+
+
+def test_two_concurrent_publishers_of_one_prefix(moto_s3, tmp_path):
+    uri = f"s3://{moto_s3.bucket}/shared/"
+    files = [*_layout(), _big(tmp_path, "model-00001.safetensors", 12, seed=5)]
+    start = threading.Barrier(2)
+    results, errors = [], []
+
+    def publisher():
+        s3 = moto_s3.client()  # a client each, as two CI runners would have
+        start.wait()
+        try:
+            results.append(upload_layout(files, uri, s3=s3, settings=SMALL_PARTS))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publisher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(results) == 2
+    plain = moto_s3.client()
+    assert _objects(plain, moto_s3.bucket, "shared/") == {f"shared/{f.name}": f.sha256 for f in files}
+    assert plain.list_multipart_uploads(Bucket=moto_s3.bucket).get("Uploads", []) == []
+    assert upload_layout(files, uri, s3=plain).uploaded == 0  # whichever won, the prefix is complete
+
+
+def test_bad_uri_and_missing_bucket_are_located_one_liners(moto_s3, capsys):
+    with pytest.raises(BuilderError, match="not an S3 prefix"):
+        upload_layout(_layout(), "s3://Bad_Bucket/x/")
+    with pytest.raises(BuilderError) as err:
+        upload_layout(_layout(), "s3://no-such-bucket-here/x/")
+    text = str(err.value) + (err.value.hint or "") + "".join(capsys.readouterr())
+    assert "s3://no-such-bucket-here/x/" in str(err.value) and "\n" not in str(err.value)
+    assert FAKE_AWS_SECRET_ACCESS_KEY not in text and FAKE_AWS_ACCESS_KEY_ID not in text
+
+
+def test_publication_json_names_no_credentials(moto_s3, capsys):
+    pub = publish_layout(_layout(), f"s3://{moto_s3.bucket}/sec/", _quickstart()[0].to_json())
+    text = pub.model_dump_json() + "".join(capsys.readouterr())
+    assert FAKE_AWS_SECRET_ACCESS_KEY not in text and FAKE_AWS_ACCESS_KEY_ID not in text
+    assert json.loads(pub.model_dump_json())["image"]["digest_status"].startswith("not applicable")
