@@ -292,6 +292,11 @@ def read_sources(properties: Path | None, env_file: Path | None) -> Sources:
                 origins[key] = Origin(env_file, e.line, e.name)
     if properties is not None:
         raw = read(properties, "properties file")
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raise LocatedImportError(properties, ImportInputError(
+                "properties-bom", "starts with a UTF-8 byte order mark; LMI reads serving.properties as "
+                "ISO-8859-1, so the mark becomes part of the first key and that key is lost; save the file "
+                "without a BOM", 1))
         # LMI loads serving.properties with Properties.load(InputStream): ISO-8859-1, every byte one
         # char, non-ASCII text only through \uXXXX escapes. Reading it the same way keeps the value LMI sees.
         text = raw.decode("iso-8859-1")

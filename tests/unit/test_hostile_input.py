@@ -565,3 +565,19 @@ def test_control_chars_in_every_string_field(tmp_path: Path, capsys: pytest.Capt
         if prop is not None:
             assert back[prop] == value, (path, ascii(ch), back.get(prop))
     assert refused and accepted  # both outcomes occur: the property is not vacuous
+
+
+def test_properties_file_with_a_bom_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Java's Properties.load(InputStream) makes the BOM part of the first key: LMI would lose it
+    rc, err, _ = import_recipe(tmp_path, capsys, props=b"\xef\xbb\xbf" + BASE_PROPS.encode())
+    check_refused(rc, err, expect="serving.properties:1:1: error: [properties-bom]")
+
+
+@pytest.mark.parametrize("argv", [["validate", "/dev/zero"], ["render", "/dev/zero", "-o", "out"],
+                                  ["import", "/dev/zero", "--family", "lmi", "--version", "lmi-27.0.0"],
+                                  ["import", "--env-file", "/dev/zero", "--family", "lmi", "--version", "lmi-27.0.0"],
+                                  ["predict", "img", "--data", "@/dev/zero"]])
+def test_dev_zero_in_a_memory_limited_process(argv: list[str], tmp_path: Path) -> None:
+    proc = run_limited(argv, cwd=tmp_path, timeout=30, mem_gib=1.0)
+    check_refused(proc.returncode, proc.stderr)
+    assert list(tmp_path.iterdir()) == []
