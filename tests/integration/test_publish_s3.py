@@ -192,7 +192,7 @@ def test_two_concurrent_publishers_of_one_prefix(moto_s3, tmp_path):
         start.wait()
         try:
             results.append(upload_layout(files, uri, s3=s3, settings=SMALL_PARTS))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=publisher) for _ in range(2)]
@@ -222,3 +222,60 @@ def test_publication_json_names_no_credentials(moto_s3, capsys):
     text = pub.model_dump_json() + "".join(capsys.readouterr())
     assert FAKE_AWS_SECRET_ACCESS_KEY not in text and FAKE_AWS_ACCESS_KEY_ID not in text
     assert json.loads(pub.model_dump_json())["image"]["digest_status"].startswith("not applicable")
+
+
+# --------------------------------------------------------------------------- the quickstart, Docker
+
+
+@pytest.mark.docker
+def test_quickstart_build_s3_smokes_the_prefix_and_publish_from_the_image_sends_nothing_new(
+        moto_s3, docker_client, devcpu_runtime, tmp_path, capsys, monkeypatch):
+    """build --s3: the prefix holds the image's /opt/ml/model; the dev-cpu stand-in started with the
+    prefix's files mounted at /opt/ml/model passes the smoke checks; publish IMAGE --s3 on the same
+    prefix finds every object unchanged (the two layouts are the same bytes); no credential in any
+    output or record."""
+    import shutil
+    import uuid
+
+    from builder.cli import main
+    from builder.runtime.example_model import write_example_model
+    from tests.support.docker_fixtures import image_tags, remove_images_made_since
+
+    src = REPO_DIR / "recipes/examples"
+    work = tmp_path / "recipes"
+    shutil.copytree(src / "quickstart", work / "quickstart", ignore=shutil.ignore_patterns("*.safetensors"))
+    write_example_model(work / "quickstart/model", force=True)
+    name = f"qs-s3-{uuid.uuid4().hex[:8]}"
+    recipe = work / "quickstart.yaml"
+    recipe.write_text((src / "quickstart.yaml").read_text().replace("name: quickstart", f"name: {name}"))
+    uri = f"s3://{moto_s3.bucket}/qs/"
+    cache, report = tmp_path / "cache", tmp_path / "record.json"
+    before = image_tags(docker_client)
+    try:
+        rc = main(["build", str(recipe), "--cache-dir", str(cache), "--report", str(report), "--s3", uri])
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        record = json.loads(report.read_text())
+        s3_entry = next(p for p in record["published"] if p.get("target") == "s3")
+        assert s3_entry["smoke"]["status"] == "passed", s3_entry["smoke"]
+        checks = {c["name"]: c["ok"] for c in s3_entry["smoke"]["checks"]}
+        assert checks.get("ready") is True and len(checks) >= 2, checks
+        assert s3_entry["ModelDataSource"]["S3DataSource"]["S3Uri"] == uri
+        assert s3_entry["image"]["digest_status"].startswith("not applicable")
+        keys = set(_objects(moto_s3.client(), moto_s3.bucket, "qs/"))
+        assert {"qs/serving.properties", "qs/model.py", "qs/config.json"} <= keys
+        props = moto_s3.client().get_object(Bucket=moto_s3.bucket, Key="qs/serving.properties")["Body"].read()
+        assert "option.model_id" not in loads(props.decode())
+
+        image = out.out.strip().splitlines()[-1]
+        monkeypatch.chdir(tmp_path)
+        rc = main(["publish", image, "--s3", uri, "--cache-dir", str(cache)])
+        pub = capsys.readouterr()
+        assert rc == 0, pub.err
+        answer = json.loads(pub.out)
+        assert answer["upload"]["uploaded"] == 0 and answer["upload"]["unchanged"] == len(keys), answer["upload"]
+        assert answer["ContainerStartupHealthCheckTimeoutInSeconds"] == 180
+        everything = out.out + out.err + pub.out + pub.err + report.read_text()
+        assert FAKE_AWS_SECRET_ACCESS_KEY not in everything and FAKE_AWS_ACCESS_KEY_ID not in everything
+    finally:
+        remove_images_made_since(docker_client, before, (name, "lmi-build/artifacts:"))
