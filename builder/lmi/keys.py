@@ -1,18 +1,30 @@
-"""The ``option.*`` key catalogue per backend and LMI version (reference/lmi-runtime.md §5, §6, §8).
+"""The ``option.*`` keys each LMI release reads (reference/lmi-releases.md §2, lmi-runtime.md §5, §6, §8).
 
 LMI ignores unknown keys silently (§17.1); the builder rejects them unless the recipe lists them in
-``serving.pass_through``. The catalogue is built from what the reference states about each
-properties class. vLLM forwards any key that its ``EngineArgs`` knows (§8.1), and that set changes
-with every vLLM release, so the vLLM list below holds the common ``EngineArgs`` fields only: a
-valid but rarer EngineArgs key needs ``pass_through``. That is a deliberate trade: a false "unknown"
-costs one line in a recipe, a silently dropped typo costs a GPU start-up.
+``serving.pass_through``. For the releases in ``builder/catalog/keys/`` (lmi v11-v27, tensorrt-llm, neuronx)
+the set is DERIVED from the release itself by ``scripts/derive_keys.py``: the properties managers' fields and
+aliases, the handler's and async service's reads, and, where ``VllmRbProperties`` keeps extra keys that are
+``in EngineArgs.__annotations__`` (v14 on), every field of the bundled vLLM's ``EngineArgs``. The hand-typed
+lists below are used only where no derived data exists (lmi 0.27.0, cpu, dev-cpu), where the derived set is a
+lower bound (tensorrt-llm: build-time keys of the partition script), and, for vLLM, where the bundled vLLM is
+a dev build whose ``EngineArgs`` could not be read (its ``engine_args: unknown``; VLLM below then stands in
+for it as before, and other keys still need ``pass_through``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
+import yaml
+
+from builder.catalog import HERE as CATALOG_DIR
 from builder.catalog import Release, version_tuple
+
+KEYS_DIR = CATALOG_DIR / "keys"
+ASYNC_ENTRY_POINT = "djl_python.lmi_vllm.vllm_async_service"
 
 # §5: options the Java front end (PyModel / PyEnv) reads for every Python-engine model.
 PYTHON_ENGINE = frozenset({
@@ -28,8 +40,10 @@ COMMON = frozenset({
     "bedrock_compat", "enable_lora", "output_formatter", "input_formatter", "waiting_steps", "draft_model_id",
     "spec_length", "task", "quantize", "adapters", "device", "max_new_tokens",
 })
-# Keys only newer releases know (master §6).
-COMMON_SINCE = {"lmcache_auto_config": (0, 33)}
+# Keys only newer releases know, for the releases without derived data (lmi 0.27.0, cpu, dev-cpu; none is
+# DJL 0.36). lmcache_auto_config is not here: properties.py declares it from v19 on only
+# (0.36.0-lmi19-dlc; not on 0.35.0-dlc or v18), which the derived data of those releases says.
+COMMON_SINCE: dict[str, tuple[int, ...]] = {}
 
 # §8.5 HF accelerate (HuggingFaceProperties), also the handler of rolling_batch=disable on GPU and CPU.
 HF_ACCELERATE = frozenset({
@@ -140,9 +154,129 @@ def _backends(family: str, offered: tuple[str, ...], rolling_batch: str) -> list
     return [rolling_batch]
 
 
-def known_keys(release: Release, rolling_batch: str) -> frozenset[str]:
-    """Every ``option.*`` key the runtime of ``release`` reads with this ``rolling_batch``."""
-    return _known_keys(release.family, release.djl_version, tuple(release.rolling_batch), rolling_batch)
+@dataclass(frozen=True)
+class DerivedKeys:
+    """A release's derived key data (builder/catalog/keys/<release>.yaml, written by scripts/derive_keys.py)."""
+
+    family: str
+    release: str
+    data: dict[str, Any]
+    path: Path
+
+    @property
+    def modes(self) -> dict[str, list[str]]:
+        return self.data["modes"]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.data.get("complete", True))
+
+    @property
+    def engine_args(self) -> frozenset[str] | None:
+        """The bundled vLLM's EngineArgs fields, or None when the release has none or they are unknown."""
+        src = self.data["sources"].get("engine_args", {})
+        return frozenset(src["keys"]) if "keys" in src else None
+
+    @property
+    def engine_args_unknown(self) -> bool:
+        return self.data.get("engine_args") == "unknown"
+
+    @property
+    def vllm_version(self) -> str | None:
+        return self.data["sources"].get("engine_args", {}).get("vllm_version")
+
+    @property
+    def auto_by_model_type(self) -> bool:
+        """Whether rolling_batch=auto still picks among backends by model type (LmiConfigRecommender)."""
+        return bool(self.data.get("auto", {}).get("by_model_type", True))
+
+    def keys(self, mode: str) -> dict[str, str]:
+        """key -> the source that reads it (first in the mode's order: java, classes, EngineArgs, files)."""
+        out: dict[str, str] = {}
+        for sid in self.modes[mode]:
+            for key in self.data["sources"][sid].get("keys", []):
+                out.setdefault(key, sid)
+        return out
+
+
+def keys_file(family: str, version: str) -> Path:
+    name = version if version.startswith(f"{family}-") else f"{family}-{version}"
+    return KEYS_DIR / f"{name}.yaml"
+
+
+@lru_cache(maxsize=64)
+def _load(family: str, version: str) -> DerivedKeys | None:
+    path = keys_file(family, version)
+    if not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text())
+    if data.get("family") != family or data.get("release") != version or "modes" not in data:
+        raise ValueError(f"{path}: not the derived keys of {family} {version}; rerun scripts/derive_keys.py")
+    return DerivedKeys(family, version, data, path)
+
+
+def derived_keys(release: Release) -> DerivedKeys | None:
+    """The derived key data of a release, or None for the releases without any (lmi 0.27.0, cpu, dev-cpu)."""
+    return _load(release.family, release.version)
+
+
+def key_modes(release: Release, rolling_batch: str, entry_point: str | None = None) -> list[str]:
+    """The derived modes whose keys apply to a recipe (empty when the release has no derived data).
+
+    The entry point decides first: ``vllm_async_service`` (what the render pins for ``auto`` and for
+    ``disable`` + ``async_mode`` from v15 on) builds VllmRbProperties itself, so it reads the full vLLM set
+    whatever ``rolling_batch`` says. ``auto`` is the async service where LmiConfigRecommender makes it
+    ``disable`` + ``async_mode`` (v17 on), else every backend it may pick.
+    """
+    d = derived_keys(release)
+    if d is None:
+        return []
+    if entry_point == ASYNC_ENTRY_POINT and "async" in d.modes:
+        return ["async"]
+    if release.family == "tensorrt-llm":
+        return [m for m in ("trtllm",) if m in d.modes]
+    if release.family == "neuronx":
+        return ["tnx"] + ([rolling_batch] if rolling_batch in ("vllm", "lmi-dist") and rolling_batch in d.modes
+                          else [])
+    if rolling_batch == "auto":
+        if not d.auto_by_model_type and "async" in d.modes:
+            return ["async"]
+        return list(d.modes)
+    return [rolling_batch] if rolling_batch in d.modes else []
+
+
+def known_keys(release: Release, rolling_batch: str, entry_point: str | None = None) -> frozenset[str]:
+    """Every ``option.*`` key the runtime of ``release`` reads with this ``rolling_batch`` (and handler)."""
+    d = derived_keys(release)
+    if d is None:
+        return _known_keys(release.family, release.djl_version, tuple(release.rolling_batch), rolling_batch)
+    modes = key_modes(release, rolling_batch, entry_point)
+    keys: set[str] = set()
+    for mode in modes:
+        keys |= set(d.keys(mode))
+    if not modes:  # a rolling_batch this release has no manager for (rules report the value itself)
+        keys |= set(d.keys(next(iter(d.modes))))
+    if d.engine_args_unknown and any("engine_args" in d.modes[m] for m in modes):
+        keys |= VLLM  # the bundled vLLM is a dev build whose EngineArgs were not read: the hand-typed stand-in
+    if not d.complete:
+        keys |= _known_keys(release.family, release.djl_version, tuple(release.rolling_batch), rolling_batch)
+    return frozenset(keys)
+
+
+@lru_cache(maxsize=8)
+def _family_data(family: str) -> tuple[DerivedKeys, ...]:
+    out = []
+    for path in KEYS_DIR.glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        if data.get("family") == family:
+            out.append(DerivedKeys(family, data["release"], data, path))
+    return tuple(sorted(out, key=lambda d: version_tuple(d.release.split("-", 1)[-1])))
+
+
+def releases_reading(family: str, key: str) -> list[str]:
+    """The derived releases of a family where some source reads ``key`` (any mode), oldest first."""
+    return [d.release for d in _family_data(family)
+            if any(key in src.get("keys", []) for sid, src in d.data["sources"].items() if sid != "java")]
 
 
 @lru_cache(maxsize=256)

@@ -78,7 +78,9 @@ CASES: list[tuple[str, str, dict, dict]] = [
     ("rolling-batch-engine", "lmi-dist", {"serving": {"engine": "Python"}}, {"serving": {"engine": "MPI"}}),
     ("rolling-batch-engine", "trtllm", {"serving": {"engine": "Python"}},
      {"serving": {"engine": "Python", "option": {"mpi_mode": True}}}),
-    ("rolling-batch-auto", "vllm", opt(rolling_batch="auto"), opt(rolling_batch="vllm")),
+    # v16 (0.34.0-dlc): auto picks vllm/trtllm/tnx/disable by model type; v27: auto is disable + async_mode
+    ("rolling-batch-auto", "vllm", {"container": {"version": "lmi-16.0.0"}, **opt(rolling_batch="auto")},
+     opt(rolling_batch="auto")),
     ("entry-point-backend", "deepspeed", opt(entryPoint="djl_python.huggingface"),
      opt(entryPoint="djl_python.deepspeed")),
     ("entry-point-option", "vllm", opt(entryPoint="model.py"), opt(entryPoint="djl_python.huggingface")),
@@ -270,6 +272,54 @@ def test_location_points_at_the_value(workdir: Path) -> None:
     assert d.location.line == line and d.location.col == text.splitlines()[line - 1].index("fp8") + 1
     assert d.path == ("serving", "option", "dtype")
     assert "use one of" in d.message  # states the fix
+
+
+def test_async_mode_is_first_class(workdir: Path) -> None:
+    """Upstream's recommended setup (v17 on): no rolling_batch, or disable + async_mode, with vLLM EngineArgs
+    keys and the async service's own keys, validates with no warning and no pass_through."""
+    keys = {"gpu_memory_utilization": 0.9, "async_scheduling": True, "enable_stateful_sessions": True,
+            "sessions_path": "/tmp/s", "lmcache_config_file": "lmcache.yaml", "kv_transfer_config": "{}"}
+    for version in ("lmi-19.0.0", "lmi-25.0.0"):
+        for mode in ({"rolling_batch": DEL}, {"rolling_batch": "disable", "async_mode": True}):
+            data = merge(BASES["vllm"], {"container": {"version": version}, **opt(**keys, **mode)})
+            diags = run(workdir, data)
+            assert not diags, (version, mode, [d.format() for d in diags])
+
+
+def test_async_keys_need_the_async_service(workdir: Path) -> None:
+    """enable_stateful_sessions is read by vllm_async_service only: with rolling_batch=vllm (huggingface.py
+    handler) LMI drops it."""
+    data = merge(BASES["vllm"], {"container": {"version": "lmi-25.0.0"}, **opt(enable_stateful_sessions=True)})
+    [d] = [d for d in run(workdir, data) if d.rule == "unknown-option"]
+    assert "LMI v25" in d.message and "without a word" in d.message
+
+
+def test_key_vllm_removed_is_an_error_that_says_so(workdir: Path) -> None:
+    """max_seq_len_to_capture left vLLM's EngineArgs in 0.11: LMI v25 (vLLM 0.20.1) drops it."""
+    data = merge(BASES["vllm"], {"container": {"version": "lmi-25.0.0"}, **opt(max_seq_len_to_capture=8192)})
+    [d] = [d for d in run(workdir, data) if d.rule == "unknown-option"]
+    assert ("LMI v25 passes extra keys to vLLM 0.20 only when EngineArgs has them; 'max_seq_len_to_capture' is "
+            "not one") in d.message
+    assert "drop it without a word" in d.message and "lmi-16.0.0" in d.message  # the last release reading it
+    ok = merge(BASES["vllm"], {"container": {"version": "lmi-16.0.0"}, **opt(max_seq_len_to_capture=8192)})
+    assert "unknown-option" not in ids(run(workdir, ok))
+
+
+def test_v11_vllm_reads_declared_fields_only(workdir: Path) -> None:
+    """0.29.0-dlc's VllmRbProperties keeps no extra key: an EngineArgs name like tensor_parallel_size is dropped."""
+    data = merge(BASES["vllm"], {"container": {"version": "lmi-11.0.0"}, **opt(tensor_parallel_size=4)})
+    [d] = [d for d in run(workdir, data) if d.rule == "unknown-option"]
+    assert "LMI v11 does not read 'tensor_parallel_size'" in d.message and "lmi-14.0.0" in d.message
+
+
+def test_dev_build_vllm_keeps_pass_through(workdir: Path) -> None:
+    """v27 bundles vLLM 0.23.1.dev4+gcd87ce883 (not on PyPI): its EngineArgs are unknown, so a key outside the
+    properties classes and the hand-typed stand-in still needs pass_through, and the message says why."""
+    data = merge(BASES["vllm"], opt(attention_backend="FLASHINFER"))
+    [d] = [d for d in run(workdir, data) if d.rule == "unknown-option"]
+    assert "dev build" in d.message and "pass_through" in d.message
+    data["serving"]["pass_through"] = ["attention_backend"]
+    assert "unknown-option" not in ids(run(workdir, data))
 
 
 def test_unknown_option_did_you_mean(workdir: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import difflib
 
+from builder.catalog import Release
+from builder.lmi.keys import derived_keys
 from builder.lmi.rules import crossfield
 from builder.lmi.rules.base import Ctx, as_bool, as_int, rule
 
@@ -21,8 +23,9 @@ BACKEND_REMOVED = rule("backend-removed", "DeepSpeed is gone after LMI 0.27.0, l
 RB_ENGINE = rule("rolling-batch-engine", "each backend needs its engine: vllm Python, lmi-dist MPI, deepspeed MPI, "
                  "trtllm MPI (or Python with option.mpi_mode=true), neuronx auto/tnx Python",
                  "set serving.engine to the engine named in the message, or leave it out", "seed guide, §8.1-8.2")
-RB_AUTO = rule("rolling-batch-auto", "rolling_batch auto (the lmi default) lets LMI pick the backend at start-up "
-               "from the model type and image features", "pin option.rolling_batch (vllm, lmi-dist or disable)",
+RB_AUTO = rule("rolling-batch-auto", "rolling_batch auto lets LMI pick the backend at start-up from the model "
+               "type and image features (warning; v11-v16 only: from v17 auto is disable + async_mode, the vLLM "
+               "async service)", "pin option.rolling_batch (vllm, lmi-dist or disable)",
                "§7, §17.3, §18")
 ENTRY_BACKEND = rule("entry-point-backend", "DeepSpeed needs option.entryPoint=djl_python.deepspeed; NeuronX "
                      "needs djl_python.transformers_neuronx", "remove option.entryPoint (the render sets it) or "
@@ -88,10 +91,28 @@ def check_rolling_batch(ctx: Ctx) -> bool:
         ctx.error(path, RB_UNAVAILABLE, f"rolling_batch '{rb}' is not offered by {rel.family} {rel.version}{where}"
                   f"{hint}; offered: {', '.join(rel.rolling_batch)}")
         return False
-    if rb == "auto" and rel.family == "lmi":
-        ctx.warning(path, RB_AUTO, "rolling_batch auto lets LMI choose the backend at start-up from the model "
-                    "type; pin it (e.g. rolling_batch: vllm) so the image behaves the same everywhere")
+    if rb == "auto" and rel.family == "lmi" and _auto_by_model_type(rel):
+        ctx.warning(path, RB_AUTO, f"rolling_batch auto lets {rel.label} choose the backend at start-up from the "
+                    "model type; pin it (e.g. rolling_batch: vllm) so the image behaves the same everywhere")
     return True
+
+
+def _auto_by_model_type(rel: Release) -> bool:
+    """Whether ``auto`` still leaves the backend to the model type, as the release's derived data records it.
+
+    What djl-serving's wlm/src/main/java/ai/djl/serving/wlm/LmiConfigRecommender.java (setRollingBatch) does:
+    up to 0.34.0-dlc (v11-v16) a text-generation architecture gets vllm, lmi-dist, trtllm or tnx depending
+    on the image features, the device and max_rolling_batch_size (e.g. 0.33.0-dlc lines 65-80), so the
+    choice is the model's. From 0.35.0-dlc (v17) on every branch sets rolling_batch=disable with
+    option.async_mode=true for text-generation architectures on the vLLM image (0.35.0-dlc and
+    0.36.0-lmi27-dlc lines 69-74): the vLLM async service, the configuration upstream recommends. The one
+    model-type branch left is '!isTextGenerationModel' -> disable (HF Accelerate, line 66), a fallback for
+    architectures LMI does not optimise, not a choice between LLM backends: no warning there.
+    scripts/derive_keys.py records this per release (``auto.by_model_type``, with the line).
+    Releases without derived data (0.27.0) keep the warning.
+    """
+    derived = derived_keys(rel)
+    return derived is None or derived.auto_by_model_type
 
 
 def check_rolling_batch_ok(ctx: Ctx) -> bool:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import difflib
 
-from builder.lmi.keys import OWNED_BY_MODEL, known_keys
+from builder.lmi.keys import OWNED_BY_MODEL, derived_keys, key_modes, known_keys, releases_reading
 from builder.lmi.properties import KEY_RE
-from builder.lmi.resolve import env_name
+from builder.lmi.resolve import _entry_point, env_name
 from builder.lmi.rules.base import Ctx, rule
 from builder.secrets import SECRET_NAME_RE as SECRET_RE  # one rule for validate and bake
 
-UNKNOWN_OPTION = rule("unknown-option", "every option key is in the catalogue of the backend and LMI version "
-                      "(LMI would silently ignore a typo)", "fix the spelling (did you mean ...), or list the key in "
-                      "serving.pass_through if your runtime really reads it", "§17.1, §18")
+UNKNOWN_OPTION = rule("unknown-option", "every option key is one the release reads with this backend/handler "
+                      "(derived per LMI release: builder/catalog/keys/; LMI would silently drop any other)", "fix the spelling (did you mean ...), or list the key in "
+                      "serving.pass_through if your runtime really reads it", "§17.1, §18, lmi-releases §2")
 OPTION_KEY_SYNTAX = rule("option-key-syntax", "option keys are letters, digits, '_', '.', '-'",
                          "rename the key", "§10.2")
 OWNED = rule("option-owned-by-model", "model_id, revision and trust_remote_code come from the model: section",
@@ -57,9 +57,50 @@ ALIASES = (("tensor_parallel_degree", "tensor_parallel_size"), ("pipeline_parall
            ("max_rolling_batch_size", "max_num_seqs"))
 
 
+def _lmi_name(version: str) -> str:
+    """'lmi-27.0.0' -> 'LMI v27' (how LMI's own docs name a release)."""
+    number = version.split("-", 1)[1].split(".")[0] if version.startswith("lmi-") else ""
+    return f"LMI v{number}" if number.isdigit() else f"LMI {version}"
+
+
+def _dropped_message(ctx: Ctx, key: str, known: frozenset[str], entry_point: str | None) -> str:
+    """Why LMI would not read ``key``: from the release's derived key data where there is some."""
+    rel = ctx.release
+    assert rel is not None
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    derived = derived_keys(rel)
+    if derived is None:
+        return (f"unknown option '{key}' for rolling_batch '{ctx.rolling_batch}' in {rel.family} {rel.version} "
+                f"(LMI would silently ignore it); {hint}if the runtime does read it, add '{key}' to "
+                "serving.pass_through")
+    modes = key_modes(rel, ctx.rolling_batch, entry_point)
+    name = _lmi_name(rel.version) if rel.family == "lmi" else rel.label
+    where = "the async service" if modes == ["async"] else f"rolling_batch '{ctx.rolling_batch}'"
+    readers = [r for r in releases_reading(rel.family, key) if r != rel.version]
+    elsewhere = (f" ({', '.join(readers) if len(readers) <= 3 else f'{readers[0]} ... {readers[-1]}'} "
+                 "read it)") if readers else ""
+    custom = f"only a custom handler would read it (then list '{key}' in serving.pass_through)"
+    vllm = any("engine_args" in derived.modes[m] for m in modes)
+    if vllm and derived.engine_args is not None:
+        public = (derived.vllm_version or "?").split("+", 1)[0]
+        minor = ".".join(public.split(".")[:2])
+        return (f"{name} passes extra keys to vLLM {minor} only when EngineArgs has them; '{key}' is not one "
+                f"(nor a field of LMI's properties classes for {where}){elsewhere}; LMI would drop it without a "
+                f"word; {hint}{custom}")
+    if vllm and derived.engine_args_unknown:
+        return (f"unknown option '{key}' for {where} in {name}: its bundled vLLM "
+                f"{derived.vllm_version} is a dev build whose EngineArgs are not in the catalog "
+                f"({derived.path.name}: engine_args unknown){elsewhere}; {hint}if vLLM {derived.vllm_version} "
+                f"does read it, add '{key}' to serving.pass_through")
+    return (f"{name} does not read '{key}' with {where} (no field of its properties classes, no read in "
+            f"its handler){elsewhere}; LMI would drop it without a word; {hint}{custom}")
+
+
 def check_keys(ctx: Ctx) -> None:
     assert ctx.release
-    known = known_keys(ctx.release, ctx.rolling_batch)
+    entry_point = _entry_point(ctx.recipe, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
+    known = known_keys(ctx.release, ctx.rolling_batch, entry_point)
     passed = set(ctx.recipe.serving.pass_through)
     for key in ctx.opts:
         path = ctx.opt_path(key)
@@ -77,12 +118,7 @@ def check_keys(ctx: Ctx) -> None:
             continue
         if key == "engine" or key in known or key in passed:
             continue
-        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        ctx.error(path, UNKNOWN_OPTION,
-                  f"unknown option '{key}' for rolling_batch '{ctx.rolling_batch}' in {ctx.release.family} "
-                  f"{ctx.release.version} (LMI would silently ignore it); {hint}if the runtime does read it, "
-                  f"add '{key}' to serving.pass_through", key=True)
+        ctx.error(path, UNKNOWN_OPTION, _dropped_message(ctx, key, known, entry_point), key=True)
     for i, name in enumerate(ctx.recipe.serving.pass_through):
         if name not in ctx.opts:
             ctx.warning(("serving", "pass_through", i), PASS_UNUSED,
