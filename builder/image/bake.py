@@ -10,7 +10,6 @@ file digests come from a (path, size, mtime_ns, inode) table (``digests.py``).
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +38,6 @@ from builder.paths import cache_dir as _cache_dir
 STAGE = "bake"
 ARTIFACTS_REPO = "lmi-build/artifacts"
 CONTEXT_LAYERS = "layers"
-_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
 
 
 def _client(options: BakeOptions):
@@ -108,19 +106,19 @@ def _diff_ids(client, image_id: str) -> list[str]:
     return list(client.api.inspect_image(image_id).get("RootFS", {}).get("Layers") or [])
 
 
-def check_tags(tags: list[str]) -> None:
-    """Extra ``--tag`` references must be valid image references (checked before any stage runs)."""
-    for tag in tags:
-        if not _TAG_RE.match(tag) or ".." in tag:
-            raise BuilderError(f"--tag {tag!r} is not a valid image reference", stage=STAGE,
-                               hint="use REPO[:TAG], lower-case repository")
+def check_tags(tags: list[str]) -> list[str]:
+    """Extra ``--tag`` references, checked as docker reads them (before any stage runs) and refused in the
+    tool's own namespace; returns them with their explicit tag."""
+    from builder.registry.reference import parse_local_tag
+
+    return [parse_local_tag(tag) for tag in tags]
 
 
 def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, compiled_dir: Path | None,
                extra_files: dict[str, Path], options: BakeOptions) -> BakeResult:
     start = time.monotonic()
     client = _client(options)
-    check_tags(options.tags)
+    extra_tags = check_tags(options.tags)
     cache_root = _cache_dir(options.cache_dir) / "image"
     cache_root.mkdir(parents=True, exist_ok=True)
     hits: list[str] = []
@@ -162,7 +160,7 @@ def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, co
             else:
                 _tag(client, image_id, tag)
     tags = [tag]
-    for extra in options.tags:  # the user's own tags move as the user asked (docker tag semantics)
+    for extra in extra_tags:  # the user's own tags move as the user asked (docker tag semantics)
         repo, _, t = extra.rpartition(":") if ":" in extra.rsplit("/", 1)[-1] else (extra, "", "latest")
         _tag(client, image_id, f"{repo}:{t or 'latest'}", force=True)
         tags.append(f"{repo}:{t or 'latest'}")

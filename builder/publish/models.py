@@ -66,10 +66,17 @@ class PublishTarget(BaseModel):
 
 def split_registry(ref: str) -> tuple[str, str]:
     """``host[:port]/repo/path`` -> (host[:port], repo/path). The first part must look like a host."""
+    from builder.diagnostics import UsageError
+    from builder.registry.reference import check_host, looks_like_host
+
     host, _, repo = ref.partition("/")
-    if not repo or not ("." in host or ":" in host or host == "localhost"):
+    if not repo or not looks_like_host(host):
         raise ValueError(f"registry target {ref!r} must be HOST[:PORT]/REPOSITORY "
                          "(e.g. 127.0.0.1:5000/lmi/tiny)")
+    try:
+        check_host(host, what=f"registry target {ref!r}")
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
     if ":" in repo.rsplit("/", 1)[-1] or "@" in repo:
         raise ValueError(f"registry target {ref!r} must not carry a tag or digest; use --tag")
     if not re.fullmatch(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
