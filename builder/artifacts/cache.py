@@ -8,6 +8,10 @@ Layout (``<cache>/models/``)::
     tmp/                      partial downloads (resumed) and entries being written
     ../file-digests.json      (device, inode, size, mtime_ns) -> sha256 (shared with bake)
 
+With a remote (``--cache-remote s3://...``, ``builder.artifacts.remote``), a manifest missing here is
+looked up there (its blobs downloaded into ``blobs/`` through ``put_blob``), and a manifest written
+here is uploaded there (blobs first, the manifest last).
+
 Every entry is written under a temporary name and renamed into place, and all writers hold one
 ``filelock``, so an interrupted build leaves no half-written entry and two builds never corrupt it.
 """
@@ -22,12 +26,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from builder.artifacts.hashing import memo_for
 from builder.artifacts.models import FileEntry
+
+if TYPE_CHECKING:
+    from builder.artifacts.remote import RemoteCache
 
 LOCK_TIMEOUT_S = 6 * 3600  # a concurrent build may be downloading a large model
 
@@ -41,10 +49,12 @@ class Manifest(BaseModel):
     digest: str
     created: float
     etags: dict[str, str] = {}  # S3: name -> ETag, to notice changed objects without downloading
+    origin: str | None = Field(default=None, exclude=True)  # "local" | "remote": where this read found it
 
 
 class ArtifactCache:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, remote: RemoteCache | None = None):
+        self.remote = remote
         self.root = Path(root) / "models"
         self.blobs = self.root / "blobs" / "sha256"
         self.manifests = self.root / "manifests"
@@ -53,10 +63,12 @@ class ArtifactCache:
         for d in (self.blobs, self.manifests, self.snapshots, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self.memo = memo_for(Path(root))  # shared with the bake stage
+        # one instance: re-entrant in this thread (two FileLock objects on one file deadlock each other)
+        self._lock = FileLock(str(self.root / ".lock"), timeout=LOCK_TIMEOUT_S)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with FileLock(str(self.root / ".lock"), timeout=LOCK_TIMEOUT_S):
+        with self._lock:
             yield
 
     # ------------------------------------------------------------------ blobs
@@ -91,22 +103,32 @@ class ArtifactCache:
     def _name(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
-    def manifest(self, key: str) -> Manifest | None:
+    def manifest(self, key: str, *, remote: bool = True) -> Manifest | None:
+        """The local manifest of ``key``; else (``remote``) the remote one, its blobs brought here."""
         path = self.manifests / f"{self._name(key)}.json"
         try:
             m = Manifest.model_validate_json(path.read_text())
         except (OSError, ValueError):
-            return None
-        if m.key != key:
-            return None
-        os.utime(path)  # "last used", read by `cache prune`
-        return m
+            m = None
+        if m is not None and m.key == key:
+            os.utime(path)  # "last used", read by `cache prune`
+            m.origin = "local"
+            return m
+        if remote and self.remote is not None:
+            from builder.artifacts.remote import model_from_remote
 
-    def write_manifest(self, m: Manifest) -> None:
+            return model_from_remote(self, key)
+        return None
+
+    def write_manifest(self, m: Manifest, *, publish: bool = True) -> None:
         path = self.manifests / f"{self._name(m.key)}.json"
         tmp = self.tmp / f"{path.name}.{os.getpid()}.tmp"
         tmp.write_text(m.model_dump_json(indent=1))
         os.replace(tmp, path)
+        if publish and self.remote is not None:
+            from builder.artifacts.remote import model_to_remote
+
+            model_to_remote(self, m)
 
     def all_manifests(self) -> list[tuple[Path, Manifest]]:
         out = []

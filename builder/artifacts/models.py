@@ -23,6 +23,8 @@ class ModelArtifacts(BaseModel):
     source_kind: Literal["hub", "s3", "path"]
     revision: str | None = None  # resolved commit sha for Hub models
     cached: bool = False  # True when nothing had to be downloaded or hashed
+    # the artifact cache entry: "local", "remote" (--cache-remote) or "built" (fetched from the source here)
+    origin: Literal["local", "remote", "built"] | None = None
 
     @property
     def total_bytes(self) -> int:

@@ -24,8 +24,11 @@ STAGE = "fetch"
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
-def fetch_model(recipe: Recipe, base_dir: Path, *, cache_dir: Path | None = None) -> ModelArtifacts:
-    cache = ArtifactCache(cache_dir or default_cache_dir())
+def fetch_model(recipe: Recipe, base_dir: Path, *, cache_dir: Path | None = None,
+                cache_remote: str | None = None) -> ModelArtifacts:
+    from builder.artifacts.remote import remote_from
+
+    cache = ArtifactCache(cache_dir or default_cache_dir(), remote=remote_from(cache_remote))
     src = recipe.model
     trust = bool(src.trust_remote_code)
     try:
@@ -108,7 +111,7 @@ def _fetch_hub(cache: ArtifactCache, repo_id: str, revision: str | None, trust: 
         if revision and not FULL_SHA.match(revision):
             info(f"model.revision {revision!r} of {repo_id} resolved to {sha} (pin it in the recipe)")
         key = f"hub:{repo_id}@{sha}"
-        hit = _complete_manifest(cache, key)
+        hit = _complete_manifest(cache, key, remote=False)  # downloaded already: not again from the remote
         if hit:
             return hit
         available = local_files_any(snapshot)
@@ -169,14 +172,15 @@ def _hub_download(repo_id: str, rev: str, trust: bool) -> Path:
 
 
 # ------------------------------------------------------------------------- shared
-def _complete_manifest(cache: ArtifactCache, key: str) -> ModelArtifacts | None:
-    m = cache.manifest(key)
+def _complete_manifest(cache: ArtifactCache, key: str, *, remote: bool = True) -> ModelArtifacts | None:
+    m = cache.manifest(key, remote=remote)
     if m is None or not all(cache.has_blob(f) for f in m.files):
         return None
     with cache.locked():
         folder = cache.snapshot(m.digest, m.files, {f.name: cache.blob(f.sha256) for f in m.files})
     return ModelArtifacts(dir=folder, files=m.files, digest=m.digest, source=m.source,
-                          source_kind=m.source_kind, revision=m.revision, cached=True)  # type: ignore[arg-type]
+                          source_kind=m.source_kind, revision=m.revision, cached=True,  # type: ignore[arg-type]
+                          origin=m.origin)
 
 
 def _commit(cache: ArtifactCache, key: str, source: str, kind: str, revision: str | None,
@@ -186,4 +190,4 @@ def _commit(cache: ArtifactCache, key: str, source: str, kind: str, revision: st
                                   digest=digest, created=time.time(), etags=etags))
     folder = cache.snapshot(digest, files, {f.name: cache.blob(f.sha256) for f in files})
     return ModelArtifacts(dir=folder, files=files, digest=digest, source=source, source_kind=kind,  # type: ignore[arg-type]
-                          revision=revision, cached=False)
+                          revision=revision, cached=False, origin="built")

@@ -17,6 +17,8 @@ class CompileResult(BaseModel):
     seconds: float | None = None  # compile duration (of the run that made the entry)
     properties_overrides: dict[str, str] = {}  # what serving.properties needs to load dir without recompiling
     marker: str | None = None
+    origin: Literal["local", "remote", "built"] | None = None  # where the entry came from (None: skipped)
+    remote: dict = {}  # --cache-remote: uri, bytes/objects moved, upload outcome
 
 
 class Gpu(BaseModel):

@@ -18,6 +18,7 @@ from typing import Literal
 from filelock import FileLock
 
 from builder.artifacts.models import ModelArtifacts
+from builder.artifacts.remote import compile_from_remote, compile_to_remote, remote_from
 from builder.compile.executors import DockerExecutor, LocalExecutor, NoGpuRuntime
 from builder.compile.markers import check_marker
 from builder.compile.models import CompileResult, HostAccelerators
@@ -75,12 +76,15 @@ def compile_artifacts(resolved: Resolved, artifacts: ModelArtifacts, runtime_ima
                       cache_dir: str | os.PathLike | None = None,
                       docker_client=None, preflight: bool = True,
                       accelerators: Literal["auto", "gpu", "neuron", "none"] = "auto",
-                      host: HostAccelerators | None = None, local_partition_dir: str | None = None) -> CompileResult:
+                      host: HostAccelerators | None = None, local_partition_dir: str | None = None,
+                      cache_remote: str | None = None) -> CompileResult:
     """Compile ``artifacts`` for ``resolved``'s target in ``runtime_image`` (the digest the final image uses).
 
     ``cache_dir``: None is the default cache (``builder.paths.cache_dir``), as for every other stage.
     ``accelerators``: "auto" passes the target's devices (all GPUs, or /dev/neuron*); "none" is for stand-in
     toolchains on hosts without them (tests). ``host``: injected accelerator inventory (tests).
+    ``cache_remote``: ``s3://bucket/prefix/`` (None: ``LMI_BUILD_CACHE_REMOTE`` or none), looked up
+    after a local miss and before compiling; a finished entry is uploaded there (builder/artifacts/remote.py).
     """
     recipe, release, instance = resolved.recipe, resolved.release, resolved.instance
     if not recipe.compile.enabled:
@@ -93,18 +97,28 @@ def compile_artifacts(resolved: Resolved, artifacts: ModelArtifacts, runtime_ima
     root = default_cache_dir(cache_dir) / "compile"
     final = root / key
     overrides = runtime_overrides(resolved)
+    remote = remote_from(cache_remote)
     (root / ".locks").mkdir(parents=True, exist_ok=True)
 
     with FileLock(str(root / ".locks" / f"{key}.lock")):
-        hit = _read_entry(final)
+        hit, origin, unusable = _read_entry(final), "local", False
+        if hit is None and remote is not None:
+            fetched = compile_from_remote(remote, key, root / ".tmp" / f"{key[:16]}.remote-{uuid.uuid4().hex[:8]}",
+                                          final)
+            hit, origin = (_read_entry(final) if fetched else None), "remote"
+            if fetched and hit is None:
+                unusable = True  # replaced by this runner's entry below
+                warn(f"remote compile entry {key[:12]} lacks the {aot.marker} marker; compiling")
+                shutil.rmtree(final, ignore_errors=True)
         if hit is not None:
             os.utime(final)
-            info(f"compile cache hit {key[:12]}: {hit.get('family')} {hit.get('version')} for {hit.get('arch')}, "
+            info(f"compile cache hit {key[:12]} ({origin}): {hit.get('family')} {hit.get('version')} for {hit.get('arch')}, "
                  f"built in {hit.get('seconds', 0):.0f}s; not compiling")
             return CompileResult(status="cached", reason=f"cache hit {key[:12]}", dir=final / "out", cache_key=key,
                                  toolchain=hit.get("toolchain", {}), seconds=hit.get("seconds"),
                                  properties_overrides=hit.get("properties_overrides", overrides),
-                                 marker=aot.marker)
+                                 marker=aot.marker, origin=origin,
+                                 remote=remote.stats.as_dict() | {"uri": remote.uri} if remote else {})
 
         host = host if host is not None else (detect_host() if preflight or accelerators == "auto" else
                                               HostAccelerators())
@@ -172,9 +186,12 @@ def compile_artifacts(resolved: Resolved, artifacts: ModelArtifacts, runtime_ima
                 os.replace(tmp, final)  # the entry appears whole or not at all
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    info(f"compiled in {seconds:.1f}s -> cache entry {key[:12]} ({aot.marker} verified)")
+        uploaded = compile_to_remote(remote, key, final, replace=unusable) if remote else None  # under the lock: entry is final
+    info(f"compiled in {seconds:.1f}s -> cache entry {key[:12]} ({aot.marker} verified)"
+         + (f"; remote {remote.uri}: {uploaded}" if remote else ""))
     return CompileResult(status="compiled", dir=final / "out", cache_key=key, toolchain=toolchain, seconds=seconds,
-                         properties_overrides=overrides, marker=aot.marker)
+                         properties_overrides=overrides, marker=aot.marker, origin="built",
+                         remote=remote.stats.as_dict() | {"uri": remote.uri, "upload": uploaded} if remote else {})
 
 
 def _read_entry(final: Path) -> dict | None:
