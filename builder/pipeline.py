@@ -41,6 +41,7 @@ class BuildOptions(BaseModel):
     skip_smoke: bool = False
     allow_dev_runtime: bool = False
     lmi_check: bool = False
+    cache_remote: str | None = None  # s3://bucket/prefix/ behind the caches (None: LMI_BUILD_CACHE_REMOTE)
     s3: str | None = None  # S3 artifacts for the stock image (builder/publish/s3_publish.py)
     s3_prune: bool = False
 
@@ -152,8 +153,8 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             from builder.artifacts.sources import fetch_model
 
             console.step(f"fetch model ({recipe.model.source_kind})")
-            artifacts = fetch_model(recipe, loaded.base_dir, cache_dir=opts.cache_dir)
-            st.details.update({"digest": artifacts.digest, "files": len(artifacts.files),
+            artifacts = fetch_model(recipe, loaded.base_dir, cache_dir=opts.cache_dir, cache_remote=opts.cache_remote)
+            st.details.update({"cache_origin": artifacts.origin, "digest": artifacts.digest, "files": len(artifacts.files),
                                "bytes": sum(f.size for f in artifacts.files), "revision": artifacts.revision})
             if artifacts.cached:
                 st.status = "cached"
@@ -197,7 +198,8 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
 
             executor = opts.compile_executor or recipe.compile.executor
             compiled = compile_artifacts(resolved, artifacts, base_image or "", executor=executor,
-                                         cache_dir=opts.cache_dir)
+                                         cache_dir=opts.cache_dir, cache_remote=opts.cache_remote)
+            st.details.update({"cache_origin": compiled.origin, "cache_remote": compiled.remote})
             st.status = {"compiled": "passed", "cached": "cached", "skipped": "skipped"}[compiled.status]
             st.reason = compiled.reason
             st.details.update({"cache_key": compiled.cache_key, "toolchain": compiled.toolchain})

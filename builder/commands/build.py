@@ -23,6 +23,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     from builder.paths import cache_dir_arg  # '' is refused, not read as '.'
 
     p.add_argument("--cache-dir", type=cache_dir_arg, help="artifact cache (default: $LMI_BUILD_CACHE or the user cache dir)")
+    from builder.artifacts.remote import remote_arg
+
+    p.add_argument("--cache-remote", type=remote_arg, metavar="S3_URI",
+                   help="s3://bucket/prefix/ shared by runners: compile and model entries are looked up there "
+                        "before compiling/fetching and uploaded after (default: $LMI_BUILD_CACHE_REMOTE)")
     g = p.add_argument_group("bake")
     g.add_argument("--base-image", help="runtime base image REF (pinned @sha256: or a local image id)")
     g.add_argument("--allow-unpinned-base", action="store_true", help="accept a base that cannot be pinned by digest")
@@ -61,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         allow_unpinned_base=args.allow_unpinned_base, no_cache=args.no_cache, pull=args.pull, tags=args.tags,
         smoke=args.smoke, force_smoke=args.force_smoke, accelerators=args.accelerators, push=args.push,
         registry=args.registry, assembler=args.assembler, manifest_format=args.manifest_format,
-        compile_executor=args.compile_executor,
+        compile_executor=args.compile_executor, cache_remote=args.cache_remote,
         skip_smoke=args.skip_smoke, allow_dev_runtime=args.allow_dev_runtime, lmi_check=args.lmi_check,
         s3=args.s3, s3_prune=args.s3_prune)
     record = run_build(opts)

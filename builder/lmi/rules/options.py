@@ -78,8 +78,8 @@ def _dropped_message(ctx: Ctx, key: str, known: frozenset[str], entry_point: str
     name = _lmi_name(rel.version) if rel.family == "lmi" else rel.label
     where = "the async service" if modes == ["async"] else f"rolling_batch '{ctx.rolling_batch}'"
     readers = [r for r in releases_reading(rel.family, key) if r != rel.version]
-    elsewhere = (f" ({', '.join(readers) if len(readers) <= 3 else f'{readers[0]} ... {readers[-1]}'} "
-                 "read it)") if readers else ""
+    listed = ", ".join(readers) if len(readers) <= 3 else f"{len(readers)} releases from {readers[0]} to {readers[-1]}"
+    elsewhere = f" ({listed} read it)" if readers else ""
     custom = f"only a custom handler would read it (then list '{key}' in serving.pass_through)"
     vllm = any("engine_args" in derived.modes[m] for m in modes)
     if vllm and derived.engine_args is not None:
