@@ -337,7 +337,8 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
 
             record.published.append(publish_stage(resolved, s3_uri, artifacts=artifacts, compiled=compiled,
                                                   extra_files=extra_files, stand_in=base_image, smoke=opts.smoke,
-                                                  prune=opts.s3_prune, log_dir=record_dir))
+                                                  prune=opts.s3_prune, log_dir=record_dir,
+                                                  smoke_status=smoke_status, skip_smoke=opts.skip_smoke))
             st.details["targets"] = record.published
 
     _summary(record, resolved, image_ref)

@@ -147,10 +147,19 @@ def require_model(recipe: Any) -> None:
 
 def publish_stage(resolved, uri: str, *, artifacts: Any, compiled: Any, extra_files: dict[str, Path],
                   stand_in: str | None, smoke: str, prune: bool = False, cache_dir: Any = None,
-                  log_dir: Path | None = None) -> dict[str, Any]:
+                  log_dir: Path | None = None, smoke_status: str = "passed",
+                  skip_smoke: bool = False) -> dict[str, Any]:
     """The pipeline's S3 publish: upload, then (dev-cpu) smoke the prefix as SageMaker would mount it.
-    Returns the record entry (``S3Publication`` as JSON)."""
+    Returns the record entry (``S3Publication`` as JSON). The same gate as an image publish: only
+    after this build's smoke stage passed, unless ``skip_smoke``."""
     require_model(resolved.recipe)
+    if smoke_status != "passed":
+        if not skip_smoke:
+            raise BuilderError(f"S3 artifacts are published only after a passed smoke test (this build's smoke "
+                               f"stage: {smoke_status})", stage=STAGE,
+                               hint="run the build where the target's accelerator is, or pass --skip-smoke "
+                                    "explicitly")
+        console.warn(f"publishing S3 artifacts without a passed smoke test (smoke {smoke_status}): --skip-smoke")
     compiled_dir = compiled.dir if compiled is not None and compiled.dir else None
     model_dir = compiled_dir or (artifacts.dir if artifacts is not None else None)
     known = {f.name: f.sha256 for f in artifacts.files} if artifacts is not None and not compiled_dir else None

@@ -217,6 +217,28 @@ def test_bad_uri_and_missing_bucket_are_located_one_liners(moto_s3, capsys):
     assert FAKE_AWS_SECRET_ACCESS_KEY not in text and FAKE_AWS_ACCESS_KEY_ID not in text
 
 
+def test_pipeline_refuses_s3_artifacts_of_a_build_whose_smoke_did_not_pass(moto_s3):
+    from builder.publish.s3_publish import publish_stage
+
+    resolved, base = _quickstart()
+    with pytest.raises(BuilderError, match="only after a passed smoke test") as err:
+        publish_stage(resolved, f"s3://{moto_s3.bucket}/gate/", artifacts=None, compiled=None, extra_files={},
+                      stand_in=None, smoke="auto", smoke_status="skipped")
+    assert "--skip-smoke" in (err.value.hint or "")
+    assert "Contents" not in moto_s3.client().list_objects_v2(Bucket=moto_s3.bucket)  # refused before any upload
+
+
+def test_cli_refuses_a_bad_s3_uri_before_any_stage(tmp_path, capsys):
+    from builder.cli import main
+
+    rc = main(["build", str(QUICKSTART), "--cache-dir", str(tmp_path), "--s3", "s3://Bad_Bucket/x/"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--s3" in err and "not an S3 prefix" in err and "Traceback" not in err
+    rc = main(["publish", "some-image", "--s3", "http://bucket/x/"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not an S3 prefix" in err and "Traceback" not in err
+
+
 def test_publication_json_names_no_credentials(moto_s3, capsys):
     pub = publish_layout(_layout(), f"s3://{moto_s3.bucket}/sec/", _quickstart()[0].to_json())
     text = pub.model_dump_json() + "".join(capsys.readouterr())
@@ -277,5 +299,20 @@ def test_quickstart_build_s3_smokes_the_prefix_and_publish_from_the_image_sends_
         assert answer["ContainerStartupHealthCheckTimeoutInSeconds"] == 180
         everything = out.out + out.err + pub.out + pub.err + report.read_text()
         assert FAKE_AWS_SECRET_ACCESS_KEY not in everything and FAKE_AWS_ACCESS_KEY_ID not in everything
+
+        # the recipe's own publish.s3 with --push (no image target: no image publish), after a
+        # configuration-only change: the pipeline sends exactly one object
+        text = recipe.read_text().replace("    model_loading_timeout: 60", "    model_loading_timeout: 90")
+        recipe.write_text(text + f'publish:\n  s3: {{uri: "{uri}"}}\n')
+        rc = main(["build", str(recipe), "--cache-dir", str(cache), "--report", str(report), "--push"])
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        record = json.loads(report.read_text())
+        (entry,) = record["published"]
+        assert [o["key"] for o in entry["upload"]["objects"] if o["action"] == "uploaded"] == ["qs/serving.properties"]
+        assert entry["smoke"]["status"] == "passed"
+        props = moto_s3.client().get_object(Bucket=moto_s3.bucket, Key="qs/serving.properties")["Body"].read()
+        assert loads(props.decode())["option.model_loading_timeout"] == "90"
+        assert entry["ContainerStartupHealthCheckTimeoutInSeconds"] == 90 + 120
     finally:
         remove_images_made_since(docker_client, before, (name, "lmi-build/artifacts:"))
