@@ -20,6 +20,10 @@ def validate_loaded(loaded: LoadedRecipe, *, with_fit: bool = True, cache_dir: P
     from builder.lmi.rules import validate as run_rules
 
     diags = run_rules(loaded)
+    if not has_errors(diags):  # a cached Hub/S3 model's own code vs trust_remote_code (rules/remote_code.py)
+        from builder.lmi.rules.remote_code import cached_diagnostics
+
+        diags += cached_diagnostics(loaded, cache_dir)
     if has_errors(diags):
         return diags
     from builder.lmi.resolve import resolve

@@ -53,7 +53,8 @@ class ModelSource(Strict):
     s3: str | None = Field(None, description="S3 prefix, s3://bucket/prefix/")
     path: str | None = Field(None, description="local folder, relative to the recipe file")
     revision: str | None = Field(None, description="Hub revision: a full commit sha (a branch or tag is resolved)")
-    trust_remote_code: bool | None = Field(None, description="must be stated explicitly for Hub models")
+    trust_remote_code: bool | None = Field(None, description="left out: false (LMI's default); true runs the model's own "
+                                             "Python code (validate names the files)")
     bake: bool = Field(True, description="true: weights go into the image; false: the image downloads them at start")
     entry_point: str | None = Field(None, description="custom handler model.py, relative to the recipe file")
     files: list[str] = Field(default_factory=list, description="extra files baked beside the handler")

@@ -54,6 +54,12 @@ EXPECTED: dict[tuple[str, str, str, int], tuple[bool, bool]] = {
     ("compile-only-option", "trtllm", "ok", 0): (True, True),
     ("release-unpublished", "trtllm", "fail", 0): (False, True),  # a catalog fact: no image was published
     ("release-unpublished", "trtllm", "ok", 0): (True, True),
+    # properties-manager validators as rules (builder/lmi/rules/crossfield.py): all agree with djl_python 0.34.0
+    **{(r, b, kind, n): (kind == "ok", kind == "ok") for r, b, n in (
+        ("tnx-loader-partition", "neuronx", 0), ("tnx-loader-partition", "neuronx", 1),
+        ("tnx-aot-vllm-loader", "neuronx", 0), ("tnx-group-query-attention", "neuronx", 0),
+        ("tnx-context-length-estimate", "neuronx", 0), ("lmi-dist-fast-loader-draft", "lmi-dist", 0),
+        ("limit-mm-per-prompt-format", "lmi-dist", 0)) for kind in ("fail", "ok")},
 }
 BASE_EXPECTED = {b: (True, True) for b in CHECKED_BASES}
 # example recipe -> (validator, ours valid, LMI accepts)

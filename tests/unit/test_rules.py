@@ -139,8 +139,13 @@ CASES: list[tuple[str, str, dict, dict]] = [
                                                 "pass_through": ["my.key", "my_key"]}},
      {"serving": {"option": {"my_key": "2"}, "pass_through": ["my_key"]}}),
     ("env-config-key", "vllm", {"env": {"OPTION_DTYPE": "fp16"}}, {"env": {"OMP_NUM_THREADS": "4"}}),
-    ("trust-remote-code-explicit", "vllm", {"model": {"trust_remote_code": DEL}},
-     {"model": {"trust_remote_code": True}}),
+    # left out is false (LMI's default); a local model with its own code needs true, and true names the files
+    ("trust-remote-code-needed", "vllm", {"model": {"id": DEL, "revision": DEL, "trust_remote_code": DEL,
+                                                    "path": "rc"}},
+     {"model": {"id": DEL, "revision": DEL, "trust_remote_code": DEL, "path": "m"}}),
+    ("trust-remote-code-files", "vllm", {"model": {"id": DEL, "revision": DEL, "trust_remote_code": True,
+                                                   "path": "rc"}},
+     {"model": {"id": DEL, "revision": DEL, "trust_remote_code": True, "path": "m"}}),
     ("revision-pinned", "vllm", {"model": {"revision": "main"}}, {"model": {"revision": SHA}}),
     ("revision-pinned", "vllm", {"model": {"revision": DEL}}, {}),
     ("revision-hub-only", "vllm", {"model": {"id": DEL, "trust_remote_code": DEL, "s3": "s3://bucket/prefix/"}},
@@ -221,6 +226,10 @@ def workdir(tmp_path: Path) -> Path:
     (d / "m").mkdir(parents=True)
     (d / "m" / "config.json").write_text("{}")
     (d / "m" / "model.safetensors").write_bytes(b"\x08" + b"\0" * 7 + b"{}      ")  # empty but well-formed
+    (d / "rc").mkdir()  # a model with its own code (trust-remote-code-*)
+    (d / "rc" / "config.json").write_text('{"auto_map": {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}}')
+    (d / "rc" / "modeling_x.py").write_text("class XForCausalLM: ...\n")
+    (d / "rc" / "model.safetensors").write_bytes((d / "m" / "model.safetensors").read_bytes())
     (d / "noweights").mkdir()
     (d / "noweights" / "config.json").write_text("{}")
     (d / "model.py").write_text("def handle(inputs):\n    return None\n")

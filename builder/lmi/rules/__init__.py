@@ -10,7 +10,7 @@ from pathlib import Path
 
 from builder.catalog import Catalog, load_catalog
 from builder.diagnostics import Diagnostic, has_errors
-from builder.lmi.rules import backend, compile, crossfield, model, options, target, values
+from builder.lmi.rules import backend, compile, crossfield, files, model, options, remote_code, target, values
 from builder.lmi.rules.base import RULES, Ctx, Rule
 from builder.recipe.loader import LoadedRecipe, load_recipe
 
@@ -28,7 +28,11 @@ def validate(loaded: LoadedRecipe, catalog: Catalog | None = None) -> list[Diagn
         check(ctx)
     model.check_hub(ctx)
     model_bytes = model.check_paths(ctx)
+    files.check_files(ctx)  # what the bake writes beside serving.properties
+    if not any(d.path[:2] == ("model", "path") and d.severity == "error" for d in ctx.out):
+        remote_code.check(ctx)  # the local folder's own Python code vs model.trust_remote_code
     options.check_env(ctx)
+    files.check_env_names(ctx)
     backend.check_engine(ctx)
     if ctx.release is not None:
         backend.check_entry_point(ctx)

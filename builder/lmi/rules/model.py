@@ -12,9 +12,6 @@ from builder.diagnostics import Diagnostic, Location, relpath
 from builder.lmi.rules.base import Ctx, rule
 from builder.lmi.rules.weights import check_weights
 
-TRUST = rule("trust-remote-code-explicit", "a Hub model states model.trust_remote_code (true runs the model's own "
-             "Python code)", "write trust_remote_code: false (or true if the model needs its custom code)",
-             "seed guide, §6")
 REVISION = rule("revision-pinned", "a Hub model pins model.revision to a full 40-hex commit (warning)",
                 "copy the commit sha from the model's Hub page into model.revision", "seed guide, §17.10")
 REVISION_HUB = rule("revision-hub-only", "model.revision applies to Hub models only", "remove model.revision", "")
@@ -41,9 +38,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".neff")
 def check_hub(ctx: Ctx) -> None:
     m = ctx.recipe.model
     if m.source_kind == "hub":
-        if m.trust_remote_code is None:
-            ctx.error(("model",), TRUST, f"Hub model '{m.id}' must state trust_remote_code: write "
-                      "model.trust_remote_code: false (true only if the model ships custom modeling code you trust)")
+        # trust_remote_code left out is false, LMI's default: judged against the model's files (remote_code.py)
         if m.revision is None:
             ctx.warning(("model", "id"), REVISION, f"Hub model '{m.id}' has no model.revision; the Hub may change "
                         "under you: pin the full 40-hex commit sha")

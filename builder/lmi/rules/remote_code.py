@@ -1,0 +1,177 @@
+"""trust_remote_code as LMI reads it: left out is false (LMI's default, the safe one). A model that ships its
+own Python code (``auto_map`` in config.json / tokenizer_config.json, or ``modeling_*.py`` and friends)
+fails at load without trust, so that is an error; with trust, the files that will run are named.
+
+Checked where the files can be seen without a download: a local ``model.path`` folder (``check``, run
+with the rules) and a Hub or S3 model already in the artifact cache (``cached_diagnostics``, run by
+``validate`` with its ``--cache-dir``). A model not seen yet is not judged: the build fetches it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.diagnostics import Diagnostic
+from builder.lmi.rules.base import Ctx, rule
+from builder.recipe.loader import LoadedRecipe
+
+NEEDED = rule("trust-remote-code-needed", "a local or cached model that ships its own Python code (config.json "
+              "auto_map, modeling_*.py / configuration_*.py / tokenization_*.py) needs model.trust_remote_code: "
+              "true; left out means false, and LMI then fails at load", "set model.trust_remote_code: true after "
+              "reading the files the message names, or use a model without custom code", "seed guide, §6")
+FILES = rule("trust-remote-code-files", "model.trust_remote_code: true runs the model's own Python files at load; "
+             "the warning names them", "read the named files (and pin model.revision for a Hub model)",
+             "seed guide, §6")
+
+CODE_RE = re.compile(r"^(modeling|configuration|tokenization|processing|image_processing|feature_extraction)_"
+                     r"[A-Za-z0-9_]+\.py$")
+CONFIGS = ("config.json", "tokenizer_config.json")
+CONFIG_MAX = 4 << 20  # a config.json is kilobytes; a bigger one is not read for this check
+
+
+@dataclass
+class RemoteCode:
+    auto_map: dict[str, list[str]] = field(default_factory=dict)  # config file -> the modules it names
+    code: list[str] = field(default_factory=list)  # modeling_*.py and friends in the folder
+    python: list[str] = field(default_factory=list)  # every top-level *.py but LMI's handler model.py
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.auto_map or self.code)
+
+    def why(self) -> str:
+        parts = [f"{name} has auto_map ({', '.join(mods)})" for name, mods in self.auto_map.items()]
+        if self.code:
+            parts.append(f"it ships {', '.join(self.code)}")
+        return "; ".join(parts)
+
+    def files_that_run(self) -> list[str]:
+        # auto_map names modules of this repository ('modeling_x') or of another ('org/repo--modeling_x')
+        named = {m + ".py" for mods in self.auto_map.values() for m in mods if "--" not in m and m != "auto_map"}
+        out = sorted(set(self.python) | named)
+        remote = sorted(m for mods in self.auto_map.values() for m in mods if "--" in m)
+        return out + [f"{m} (another Hub repository)" for m in remote]
+
+
+def _modules(auto_map: object) -> list[str]:
+    """'AutoModelForCausalLM': 'modeling_x.XForCausalLM' -> 'modeling_x' (tokenizers give [slow, fast])."""
+    mods: set[str] = set()
+    values = auto_map.values() if isinstance(auto_map, dict) else []
+    for v in values:
+        for ref in (v if isinstance(v, list) else [v]):
+            if isinstance(ref, str) and "." in ref:
+                mods.add(ref.rsplit(".", 1)[0])
+    return sorted(mods)
+
+
+def inspect(names: list[str], read: dict[str, bytes]) -> RemoteCode:
+    """What a folder with these top-level file ``names`` (and config contents ``read``) asks LMI to run."""
+    found = RemoteCode()
+    for name in CONFIGS:
+        raw = read.get(name)
+        if raw is None:
+            continue
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            continue  # an unreadable config is model-weights' and the fit check's business
+        if isinstance(data, dict) and data.get("auto_map"):
+            found.auto_map[name] = _modules(data["auto_map"]) or ["auto_map"]
+    found.python = sorted(n for n in names if n.endswith(".py") and n != "model.py")
+    found.code = [n for n in found.python if CODE_RE.match(n)]
+    return found
+
+
+def inspect_folder(folder: Path) -> RemoteCode:
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if e.is_file())
+    except OSError:
+        return RemoteCode()
+    read: dict[str, bytes] = {}
+    for name in CONFIGS:
+        p = folder / name
+        try:
+            if p.is_file() and p.stat().st_size <= CONFIG_MAX:
+                read[name] = p.read_bytes()
+        except OSError:
+            pass
+    return inspect(names, read)
+
+
+def _judge(loaded: LoadedRecipe, found: RemoteCode, where: str, source_path: tuple) -> list[Diagnostic]:
+    m = loaded.recipe.model if loaded.recipe else None
+    if m is None:
+        return []
+    trust = m.trust_remote_code
+    at = ("model", "trust_remote_code") if trust is not None else source_path
+    if trust is True:
+        files = found.files_that_run()
+        if not files:
+            return []
+        return [loaded.at(at, FILES, f"trust_remote_code: true runs {where}'s own Python code at load: "
+                          f"{', '.join(files)}; read them before you deploy"
+                          + (" and pin model.revision" if m.id else ""), "warning")]
+    if not found.needed or m.entry_point:
+        return []  # a custom handler loads the model its own way
+    stated = "false" if trust is False else "left out, which is false (LMI's default)"
+    return [loaded.at(at, NEEDED, f"{where} needs its own Python code ({found.why()}), but trust_remote_code is "
+                      f"{stated}: LMI would fail loading it; set model.trust_remote_code: true once you have read "
+                      f"{', '.join(found.files_that_run()) or 'the code it names'}")]
+
+
+def check(ctx: Ctx) -> None:
+    """The local model.path folder (the path itself is checked by model-path / path-escape first)."""
+    m = ctx.recipe.model
+    if m.path is None:
+        return
+    folder = ctx.loaded.base_dir / m.path
+    if not folder.is_dir():
+        return
+    for d in _judge(ctx.loaded, inspect_folder(folder), f"model.path '{m.path}'", ("model", "path")):
+        ctx.add(d)
+
+
+def cached_diagnostics(loaded: LoadedRecipe, cache_dir: Path | None) -> list[Diagnostic]:
+    """A Hub or S3 model already in the artifact cache, read from its manifest without touching the cache."""
+    from builder.paths import cache_dir as default_cache
+
+    m = loaded.recipe.model if loaded.recipe else None
+    if m is None or m.path is not None:
+        return []
+    root = default_cache(cache_dir) / "models"
+    if not (root / "manifests").is_dir():
+        return []
+    from builder.artifacts.cache import Manifest
+
+    source = f"hub:{m.id}" if m.id else (m.s3 or "")
+    if source.startswith("s3://") and not source.endswith("/"):
+        source += "/"
+    best: tuple[float, Manifest] | None = None
+    for p in (root / "manifests").glob("*.json"):
+        try:
+            man = Manifest.model_validate_json(p.read_text())
+            mtime = p.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if man.source != source or (m.id and m.revision and man.revision != m.revision):
+            continue
+        if best is None or mtime > best[0]:
+            best = (mtime, man)
+    if best is None:
+        return []
+    man = best[1]
+    top = [f for f in man.files if "/" not in f.name]
+    read: dict[str, bytes] = {}
+    for f in top:
+        if f.name in CONFIGS and f.size <= CONFIG_MAX:
+            try:
+                read[f.name] = (root / "blobs" / "sha256" / f.sha256).read_bytes()
+            except OSError:
+                pass
+    where = f"{m.id}@{man.revision[:12]}" if m.id and man.revision else source
+    return _judge(loaded, inspect([f.name for f in top], read), f"cached model {where}",
+                  ("model", "id") if m.id else ("model", "s3"))
