@@ -199,3 +199,28 @@ def test_serve_then_predict(user: User, quickstart_image: str, docker_client):
     from builder.smoke.serving import find_running
 
     assert find_running(docker_client, inspect_image(docker_client, quickstart_image).image_id) is None
+
+
+@pytest.mark.docker
+def test_publish_quickstart_to_s3(user: User, quickstart_image: str, moto_s3_endpoint):
+    """``lmi-build publish IMAGE --s3 URI`` on its defaults, S3 reached only through the standard
+    ``AWS_*`` environment (moto's server): the deployment JSON on stdout, every object of the layout."""
+    import boto3
+
+    aws = {"AWS_ACCESS_KEY_ID": "AKIAE2EFAKEKEY000001", "AWS_SECRET_ACCESS_KEY": "e2e-fake-secret-never-printed",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": moto_s3_endpoint}
+    bucket = f"e2e-{time.time_ns()}"
+    s3 = boto3.client("s3", endpoint_url=moto_s3_endpoint, region_name="us-east-1",
+                      aws_access_key_id=aws["AWS_ACCESS_KEY_ID"], aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
+    s3.create_bucket(Bucket=bucket)
+    proc = subprocess.run(user.command("publish", quickstart_image, "--s3", f"s3://{bucket}/quickstart/"),
+                          cwd=user.clone, env={**user.env, **aws}, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["ModelDataSource"]["S3DataSource"] == {"S3Uri": f"s3://{bucket}/quickstart/",
+                                                         "S3DataType": "S3Prefix", "CompressionType": "None"}
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="quickstart/")["Contents"]}
+    assert {"quickstart/serving.properties", "quickstart/model.py"} <= keys
+    assert answer["upload"]["uploaded"] == len(keys)
+    assert aws["AWS_SECRET_ACCESS_KEY"] not in proc.stdout + proc.stderr
