@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -287,15 +288,26 @@ class RemoteCache:
         """Every file of ``m`` (but those ``skip`` says are present) to ``target(f)``, in parallel, each
         checked against its size and sha256 while streaming. Raises RemoteError; a file that fails is
         removed, so the caller's temporary folder never passes for a complete one."""
-        todo: dict[Path, RemoteFile] = {}
+        first: dict[str, tuple[RemoteFile, Path]] = {}  # sha256 -> the one download of that content
+        copies: list[tuple[RemoteFile, Path]] = []
         for f in m.files:
-            if not skip(f):
-                todo.setdefault(target(f), f)  # two names with one content: fetched once
+            if skip(f):
+                continue
+            dest = target(f)
+            if f.sha256 not in first:
+                first[f.sha256] = (f, dest)
+            elif dest != first[f.sha256][1]:
+                copies.append((f, dest))  # two names, one content (e.g. rank engines): fetched once
         try:
             with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-                return list(pool.map(lambda item: (item[1], self._get(item[1], item[0])), todo.items()))
+                got = list(pool.map(lambda item: (item[0], self._get(*item)), first.values()))
         except self._errors() as exc:
             raise RemoteError(f"download failed: {exc}") from None
+        for f, dest in copies:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(first[f.sha256][1], dest)  # a copy: the runtime may not expect hard links
+            got.append((f, dest))
+        return got
 
     def _get(self, f: RemoteFile, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -324,12 +336,13 @@ class RemoteCache:
         only if none exists. ``replace``: the caller found the entry there unusable (its marker missing),
         so this one overwrites it. Never raises for S3 trouble (the build has its result already): warns."""
         pairs = list(files)
+        unique = list({f.sha256: (f, path) for f, path in pairs}.values())  # one upload per content
         try:
             state = "broken" if replace else self._state(kind, key)
             if state == "whole":
                 return "present"
             with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-                list(pool.map(lambda fp: self._put_blob(*fp), pairs))
+                list(pool.map(lambda fp: self._put_blob(*fp), unique))
             self._before_manifest()
             m = RemoteManifest(kind=kind, key=key, files=[f for f, _ in pairs], meta=meta or {}, created=time.time())
             return self._put_manifest(self.manifest_key(kind, key), m.model_dump_json(indent=1).encode(),
@@ -541,8 +554,6 @@ def model_to_remote(cache: Any, m: Any) -> str:
 def compile_from_remote(remote: RemoteCache, key: str, tmp: Path, final: Path) -> bool:
     """A compile entry from the remote into ``final``: downloaded under ``tmp`` and renamed into place
     whole (the caller holds the compile lock and checks the marker after)."""
-    import shutil
-
     m = remote.lookup("compile", key)
     if m is None:
         return False

@@ -86,6 +86,8 @@ def test_cache_hit_from_s3_skips_the_compile(standin_env, tiny_model_dir: Path, 
     first = _compile(resolved, art, tmp_path / "runner-a", uri)
     assert first.status == "compiled" and first.origin == "built"
     assert first.remote["upload"] == "uploaded" and first.remote["bytes_up"] > 0
+    shas = {sha256_file(p) for p in (tmp_path / "runner-a" / "compile" / first.cache_key).rglob("*") if p.is_file()}
+    assert first.remote["objects_up"] == len(shas) + 1  # one upload per content (4 equal rank engines), + manifest
     listed = moto_s3.client().list_objects_v2(Bucket=moto_s3.bucket, Prefix="fleet/cache/compile/")
     assert [o["Key"] for o in listed["Contents"]] == [f"fleet/cache/compile/{first.cache_key}.json"]
 
