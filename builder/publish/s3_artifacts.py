@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -108,11 +109,15 @@ def upload_layout(files: list[LayoutFile], uri: str, *, s3: Any = None, prune: b
     report = UploadReport(uri=f"s3://{bucket}/{prefix}", bucket=bucket, prefix=prefix)
     try:
         existing = _list(s3, bucket, prefix)
+        candidates = [f for f in files if existing.get(prefix + f.name) == f.size]
+        with ThreadPoolExecutor(max_workers=settings.max_concurrency) as pool:  # HEADs in parallel too
+            same = dict(zip((f.name for f in candidates),
+                            pool.map(lambda f: _same(s3, bucket, prefix + f.name, f), candidates), strict=True))
         todo: list[LayoutFile] = []
         for f in files:
             key = prefix + f.name
             report.bytes_total += f.size
-            if existing.get(key) == f.size and _same(s3, bucket, key, f):
+            if same.get(f.name):
                 report.objects.append(ObjectOutcome(key=key, size=f.size, sha256=f.sha256, action="unchanged"))
                 report.unchanged += 1
             else:
