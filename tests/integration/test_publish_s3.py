@@ -316,3 +316,27 @@ def test_quickstart_build_s3_smokes_the_prefix_and_publish_from_the_image_sends_
         assert entry["ContainerStartupHealthCheckTimeoutInSeconds"] == 90 + 120
     finally:
         remove_images_made_since(docker_client, before, (name, "lmi-build/artifacts:"))
+
+
+def test_a_compiled_build_publishes_the_compiled_repository_and_its_properties(moto_s3, tmp_path):
+    """compile.enabled: what the runtime loads is the compiled repository (engines + config +
+    tokenizer, baked in place of the raw weights), with the compile stage's property overrides."""
+    from types import SimpleNamespace
+
+    from builder.publish.s3_publish import publish_stage
+
+    resolved, base = _quickstart()
+    resolved.properties["option.compiled_marker"] = "engines"  # as the pipeline applies properties_overrides
+    repo = tmp_path / "compiled"
+    repo.mkdir()
+    (repo / "rank0.engine").write_bytes(b"engine bytes")
+    (repo / "config.json").write_text("{}")
+    raw = SimpleNamespace(dir=base / "quickstart/model", files=[])
+    entry = publish_stage(resolved, f"s3://{moto_s3.bucket}/trt/", artifacts=raw, compiled=SimpleNamespace(dir=repo),
+                          extra_files={"model.py": base / "quickstart/model.py"}, stand_in=None, smoke="never")
+    stored = _objects(moto_s3.client(), moto_s3.bucket, "trt/")
+    assert set(stored) == {"trt/rank0.engine", "trt/config.json", "trt/model.py", "trt/serving.properties"}
+    assert stored["trt/rank0.engine"] == hashlib.sha256(b"engine bytes").hexdigest()
+    props = moto_s3.client().get_object(Bucket=moto_s3.bucket, Key="trt/serving.properties")["Body"].read()
+    assert loads(props.decode())["option.compiled_marker"] == "engines"
+    assert entry["smoke"] == {"status": "skipped", "reason": "--smoke never"}
