@@ -417,3 +417,53 @@ def test_missing_bucket_is_one_line_without_secrets(moto_s3):
     out = _cli("cache", "ls", "--cache-remote", "s3://no-such-bucket-anywhere/p/")
     assert out.returncode == 1 and "NoSuchBucket" in out.stderr and "Traceback" not in out.stderr
     assert FAKE_AWS_SECRET_ACCESS_KEY not in out.stderr
+
+
+def test_a_hit_refreshes_last_used_at_most_daily(tmp_path: Path, uri: str, moto_s3):
+    remote = RemoteCache(uri)
+    assert remote.publish("compile", KEY, _entry(tmp_path / "e", {"meta.json": b"{}"})) == "uploaded"
+    mkey = remote.manifest_key("compile", KEY)
+    before = _ages(moto_s3, mkey)[mkey]
+    time.sleep(1.1)
+    assert remote.lookup("compile", KEY) is not None
+    assert _ages(moto_s3, mkey)[mkey] == before  # used within the day: no write
+    assert remote.lookup("compile", KEY, now=time.time() + 2 * 86400) is not None
+    assert _ages(moto_s3, mkey)[mkey] > before  # prune's "last used" moved
+    assert remote.lookup("compile", KEY) is not None  # still a whole entry after the copy onto itself
+
+
+def test_build_record_says_where_the_compile_came_from(standin_env, tiny_model_dir: Path, tmp_path: Path,
+                                                       uri: str, monkeypatch):
+    """Through run_build: fetch and compile really run (stand-in, a GPU host injected); the bake is
+    stopped, and the record written on failure carries each stage's cache_origin."""
+    import yaml
+
+    from builder.compile import run as compile_run
+    from builder.diagnostics import BuilderError
+    from builder.image import bake
+    from builder.pipeline import BuildOptions, run_build
+
+    monkeypatch.setattr(compile_run, "detect_host", lambda: A10G)
+
+    def stop(*a, **k):
+        raise BuilderError("stopped after compile by the test", stage="bake")
+
+    monkeypatch.setattr(bake, "bake_image", stop)
+    data = recipe_data({"path": tiny_model_dir.name}, family="tensorrt-llm", version="0.33.0",
+                       instance="ml.g5.12xlarge", compile={"enabled": True, "executor": "local"})
+    assert tiny_model_dir.parent == tmp_path  # model.path is relative to the recipe file
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    origins = []
+    for runner in ("a", "b"):
+        if runner == "b":
+            standin_env.setenv("STANDIN_FAIL", "1")  # runner b must not compile
+        report = tmp_path / f"{runner}.json"
+        with pytest.raises(BuilderError, match="stopped after compile"):
+            run_build(BuildOptions(recipe=tmp_path / "r.yaml", report=report, cache_dir=tmp_path / runner,
+                                   cache_remote=uri))
+        record = json.loads(report.read_text())
+        compile_stage = next(s for s in record["stages"] if s["name"] == "compile")
+        origins.append((compile_stage["status"], compile_stage["details"]["cache_origin"],
+                        compile_stage["details"]["cache_remote"]["uri"]))
+        assert FAKE_AWS_SECRET_ACCESS_KEY not in report.read_text()
+    assert origins == [("passed", "built", uri), ("cached", "remote", uri)]
