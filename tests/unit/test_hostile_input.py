@@ -522,6 +522,19 @@ CONTROL_CHARS = ["\n", "\r", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85",
                  "\x7f", "\x9b", "\ufeff", "\u202e", "\t", "\x01", "\\", "\\n", "\\u000a", "#", "!", "=", ":"]
 
 
+def docker_env_names(raw: bytes) -> list[str]:
+    """The variable names docker's kvfile reads (independent of the importer's parser): lines split
+    on \\n, one trailing \\r dropped, leading Unicode white space trimmed, '#' lines skipped."""
+    names = []
+    for line in raw.split(b"\n"):
+        text = line.removesuffix(b"\r").decode("utf-8").lstrip(
+            "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+            "\u2028\u2029\u202f\u205f\u3000")
+        if text and not text.startswith("#"):
+            names.append(text.split("=", 1)[0])
+    return names
+
+
 def hostile_recipe(path: tuple, value: str) -> dict:
     data = recipe_with(("serving", "pass_through"), ["custom_x"])
     node = data
@@ -535,8 +548,6 @@ def hostile_recipe(path: tuple, value: str) -> dict:
 def test_control_chars_in_every_string_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Refused with a located one-line error, or rendered so that Java reads back exactly the value
     and no key is added; serving.env read by docker's rules gets no extra variable either."""
-    from builder.lmi.importer import parse_env_entries
-
     rendered, expect = [], []
     refused = accepted = 0
     for f, (path, prop) in enumerate(STRING_FIELDS):
@@ -553,8 +564,8 @@ def test_control_chars_in_every_string_field(tmp_path: Path, capsys: pytest.Capt
                 continue
             accepted += 1
             assert rc == 0, err
-            env = parse_env_entries((case / "out" / "serving.env").read_bytes())
-            assert not [e for e in env if "EVIL" in e.name.upper()], (path, ascii(ch))
+            names = docker_env_names((case / "out" / "serving.env").read_bytes())
+            assert not [n for n in names if "EVIL" in n.upper()], (path, ascii(ch))
             rendered.append(case / "out" / "serving.properties")
             node = yaml.safe_load(recipe.read_text(encoding="utf-8"))  # the value as YAML reads the file
             for part in path:
