@@ -89,7 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # traceback. Anything else is a bug in lmi-build and keeps its traceback.
         if not _environment_error(exc):
             raise
-        error(f"{type(exc).__name__}: {exc}")
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError) and exc.errno is not None:  # the path and a hint, not only [Errno 28]
+            from builder.atomic import os_error_message
+
+            message, hint = os_error_message(exc)
+            text = message + (f"\n  hint: {hint}" if hint else "")
+        error(f"{args.command}: {text}")  # the command is the stage the user ran
         return 1
 
 

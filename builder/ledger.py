@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -35,11 +34,9 @@ def record(outcome: SmokeOutcome, cache: str | os.PathLike | None = None) -> Pat
         outcome = outcome.model_copy(update={"finished_at": datetime.now(timezone.utc).isoformat()})
     path = _path(outcome.image_id, cache)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(outcome.model_dump_json(indent=2))
-    os.replace(tmp, path)
-    return path
+    from builder.atomic import atomic_write
+
+    return atomic_write(path, outcome.model_dump_json(indent=2))  # a failed write leaves no temporary
 
 
 def lookup(image_id: str, cache: str | os.PathLike | None = None) -> SmokeOutcome | None:

@@ -50,20 +50,26 @@ def run_build(opts: BuildOptions) -> BuildRecord:
     _check_options(opts)
     record = BuildRecord(recipe_file=str(opts.recipe))
     record_dir = _record_dir(opts)
+    target = opts.report or (record_dir / "build-record.json")
     try:
         _run(opts, record, record_dir)
         record.ok = True
     except BaseException:
         record.ok = False
-        raise
-    finally:
-        target = opts.report or (record_dir / "build-record.json")
         try:
             record.write(target)
-        except OSError as exc:
-            console.warn(f"could not write the build record to {target}: {exc}")
-        else:
-            record.inputs.setdefault("record_path", str(target))
+        except OSError as exc:  # the build's own error is the one to report; this one is said beside it
+            console.warn(f"could not write the build record to {target}: {exc.strerror or exc}")
+        raise
+    try:  # a record that cannot be written fails the build: CI reads it (issue 15 item 8)
+        record.write(target)
+    except OSError as exc:
+        from builder.atomic import os_error_message
+
+        text, hint = os_error_message(exc)
+        raise BuilderError(f"the build passed but its record could not be written: {text}", stage="record",
+                           hint=hint) from None
+    record.inputs.setdefault("record_path", str(target))
     return record
 
 
@@ -73,6 +79,9 @@ def _check_options(opts: BuildOptions) -> None:
 
     if opts.assembler == "registry" and not opts.registry:
         raise UsageError("--assembler registry needs --registry HOST[:PORT]/REPO")
+    if opts.report is not None and opts.report.is_dir():
+        raise UsageError(f"--report {opts.report} is a folder; give the file the build record is written to",
+                         hint=f"e.g. --report {opts.report / 'build-record.json'}")
     if opts.manifest_format != "docker" and opts.assembler != "registry":
         raise UsageError(f"--manifest-format {opts.manifest_format} needs --assembler registry "
                          "(docker push writes Docker v2 schema 2 manifests)")
@@ -120,6 +129,14 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             st.status = "failed"
             raise DiagnosticError([d for d in diags if d.severity == "error"])
     recipe = loaded.recipe
+    if opts.push and not (recipe.publish.ecr or recipe.publish.registry or recipe.publish.s3 or opts.registry
+                          or opts.s3):  # said now, not after the fetch and the bake (issue 15 item 11)
+        from builder.diagnostics import UsageError
+
+        raise UsageError(f"--push: {opts.recipe} has no publish target (publish.ecr, publish.registry or "
+                         "publish.s3) and no --registry or --s3 was given",
+                         hint="add a publish: section to the recipe, pass --registry HOST[:PORT]/REPO or --s3 "
+                              "s3://bucket/prefix/, or build without --push")
     if opts.s3 or (opts.push and recipe.publish.s3):  # S3 artifacts need the fetched model: say so now
         from builder.publish.s3_publish import require_model
 

@@ -6,9 +6,9 @@ Every stage appends a ``StageRecord``; a stage that did not run says ``skipped``
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from builder import __version__
+from builder.atomic import atomic_open
 
 StageStatus = Literal["passed", "failed", "skipped", "cached"]
 
@@ -56,6 +57,13 @@ class BuildRecord(BaseModel):
         start = time.monotonic()
         try:
             yield st
+        except OSError as exc:  # a disk or network error: the stage and the path, one line (issue 15 item 8)
+            from builder.atomic import os_error_message
+            from builder.diagnostics import BuilderError
+
+            text, hint = os_error_message(exc)
+            st.status, st.reason, self.failed_stage = "failed", st.reason or text, name
+            raise BuilderError(text, stage=name, hint=hint) from exc
         except BaseException as exc:
             st.status = "failed"
             st.reason = st.reason or (str(exc) or type(exc).__name__)
@@ -65,11 +73,12 @@ class BuildRecord(BaseModel):
             st.seconds = round(time.monotonic() - start, 3)
 
     def write(self, path: str | os.PathLike) -> Path:
+        """Atomic; on failure nothing is left beside ``path`` and the OSError names ``path``."""
         target = Path(path)
+        if target.is_dir():  # os.replace would name the temporary, not what the user asked for
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(target))
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-record-")
-        with os.fdopen(fd, "w") as fh:
+        with atomic_open(target, prefix=".tmp-record-") as fh:
             json.dump(self.model_dump(mode="json"), fh, indent=2, sort_keys=False)
             fh.write("\n")
-        os.replace(tmp, target)
         return target

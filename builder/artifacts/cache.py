@@ -88,14 +88,20 @@ class ArtifactCache:
             return dest
         tmp = self.tmp / f"blob-{sha}.{os.getpid()}.tmp"
         tmp.unlink(missing_ok=True)
-        if move:
-            os.replace(src, tmp)
-        else:
-            try:
-                os.link(src, tmp)  # same filesystem: free
-            except OSError:
-                shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        try:
+            if move:
+                os.replace(src, tmp)
+            else:
+                try:
+                    os.link(src, tmp)  # same filesystem: free
+                except OSError:
+                    shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        except BaseException:  # a full disk mid-copy: no half blob left in tmp/ (a moved source goes back)
+            if move and tmp.exists() and not src.exists():
+                os.replace(tmp, src)
+            tmp.unlink(missing_ok=True)
+            raise
         return dest
 
     # -------------------------------------------------------------- manifests
@@ -122,9 +128,9 @@ class ArtifactCache:
 
     def write_manifest(self, m: Manifest, *, publish: bool = True) -> None:
         path = self.manifests / f"{self._name(m.key)}.json"
-        tmp = self.tmp / f"{path.name}.{os.getpid()}.tmp"
-        tmp.write_text(m.model_dump_json(indent=1))
-        os.replace(tmp, path)
+        from builder.atomic import atomic_write
+
+        atomic_write(path, m.model_dump_json(indent=1))  # a failed write (full disk) leaves no temporary
         if publish and self.remote is not None:
             from builder.artifacts.remote import model_to_remote
 
@@ -247,6 +253,13 @@ def prune(root: Path, *, older_than_days: float | None, dry_run: bool) -> list[C
         for tmp in cache.tmp.iterdir():  # only under the lock: no writer is using them
             removed.append(CacheItem(kind="tmp", name=tmp.name, path=tmp, bytes=_size(tmp),
                                      last_used=tmp.stat().st_mtime))
+        from builder.atomic import STALE_AFTER_S, stale_temporaries
+
+        # temporaries of writers outside this lock (records, digest memo, smoke ledger, image blobs) that
+        # a killed process left; old enough that no running writer still owns them (issue 15 item 8)
+        for tmp in stale_temporaries(root, older_than_s=STALE_AFTER_S, now=now):
+            removed.append(CacheItem(kind="tmp", name=str(tmp.relative_to(root)), path=tmp,
+                                     bytes=tmp.lstat().st_size, last_used=tmp.lstat().st_mtime))
         compile_root = Path(root) / "compile"
         if compile_root.is_dir() and older_than_days is not None:
             for entry in compile_root.iterdir():

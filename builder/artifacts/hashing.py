@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from filelock import FileLock
@@ -77,10 +76,11 @@ class DigestMemo:
             merged.update(self._data or {})
             # forget entries whose file is gone, so the memo does not grow forever
             merged = {k: v for k, v in merged.items() if os.path.exists(v[1])}
-            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=f".{self.file.name}.")
-            with os.fdopen(fd, "w") as fh:
+            from builder.atomic import atomic_open
+
+            # atomic: readers never see half a file; a failed write (full disk) leaves no temporary
+            with atomic_open(self.file, prefix=f".{self.file.name}.") as fh:
                 json.dump(merged, fh, sort_keys=True)
-            os.replace(tmp, self.file)  # atomic: readers never see half a file
         self._dirty = False
 
 

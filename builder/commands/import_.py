@@ -66,12 +66,14 @@ def run(args: argparse.Namespace) -> int:
     for d in diags:
         info(d.format())
     if args.output:
-        tmp = args.output.with_name(f".{args.output.name}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, args.output)
+        from builder.atomic import atomic_write
+
+        try:  # a failed write (full disk, -o a folder) leaves no temporary beside the output
+            if args.output.is_dir():
+                raise IsADirectoryError(21, "is a folder, not a file", str(args.output))
+            atomic_write(args.output, text.encode("utf-8"), prefix=f".{args.output.name}.tmp-")
         except OSError as exc:
-            raise dg.BuilderError(f"cannot write {args.output}: {exc.strerror}", stage="import") from None
+            raise dg.BuilderError(f"cannot write {args.output}: {exc.strerror or exc}", stage="import") from None
         info(f"wrote {args.output}")
     else:
         sys.stdout.write(text)

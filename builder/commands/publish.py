@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
@@ -152,9 +151,6 @@ def _publish_s3(args) -> int:
 
 
 def _write(path: str, text: str) -> None:
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, dest)
+    from builder.atomic import write_report
+
+    write_report(path, text + "\n", stage="publish")  # whole or not at all; a failure is exit 1 with the path

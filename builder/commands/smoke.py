@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     result = smoke_test(image, mode=args.smoke, accelerators=args.accelerators, log_dir=args.log_dir,
                         docker_client=docker_client(), port=args.port, overrides=overrides)
     if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(result.model_dump_json(indent=2) + "\n")
+        from builder.atomic import write_report
+
+        write_report(args.report, result.model_dump_json(indent=2) + "\n", stage="smoke")
     return 0 if result.status == "passed" else EXIT_SKIPPED if result.status == "skipped" else 1

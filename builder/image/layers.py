@@ -352,9 +352,9 @@ def write_blob(blob_dir: Path, data: bytes) -> Path:
     path = Path(blob_dir) / digest[:2] / digest
     if not path.exists() or path.stat().st_size != len(data):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        from builder.atomic import atomic_write
+
+        atomic_write(path, data)  # a failed write (full disk) leaves no temporary
     return path
 
 
