@@ -170,7 +170,12 @@ def build_recipe(props: dict[str, str], *, family: str, version: str, instance_t
     model_id = props.pop("option.model_id", None)
     revision = props.pop("option.revision", None)
     trust = props.pop("option.trust_remote_code", None)
-    props.pop("option.model_dir", None)
+    if props.pop("option.model_dir", None) is not None:
+        notes.append("option.model_dir not imported: LMI sets it to the folder it loads the model from (the "
+                     "image's /opt/ml/model); the recipe's model: section says what goes there")
+    if revision is not None and not (model_id and not model_id.startswith(("s3://", "/"))):
+        notes.append(f"option.revision '{revision}' not imported: it selects a Hub commit, and this model is "
+                     f"{'an S3 prefix' if model_id and model_id.startswith('s3://') else 'a local folder'}")
     if model_id and model_id.startswith("s3://"):
         model["s3"] = model_id
     elif model_id and not model_id.startswith("/"):
@@ -186,8 +191,10 @@ def build_recipe(props: dict[str, str], *, family: str, version: str, instance_t
             notes.append("the Hub model has no full commit revision; pin model.revision before building")
     else:
         model["path"] = model_path or "."
-        notes.append(f"no Hub/S3 model_id; model.path is '{model['path']}' (the folder of the weights, "
-                     "relative to the recipe)")
+        inside = f"option.model_id '{model_id}' is a path inside the container, not a Hub/S3 model; " \
+            if model_id else "no Hub/S3 model_id; "
+        notes.append(f"{inside}model.path is '{model['path']}' (the folder of the weights, relative to the "
+                     "recipe; --model-path sets it)")
     if "id" not in model and trust is not None:
         # S3 and local models read option.trust_remote_code too (7 of upstream's v27 configurations set it
         # on an S3 model): keep it, never drop it quietly.
@@ -231,6 +238,32 @@ def build_recipe(props: dict[str, str], *, family: str, version: str, instance_t
     data = {"name": name, "model": model, "container": {"family": family, "version": version},
             "target": {"instance_type": instance_type}, "serving": serving}
     return Imported(data, notes)
+
+
+# Input keys whose value the recipe holds under another name (docs/recipes.md "Import").
+RENAMES = {"option.model_id": ("model", ("id", "s3", "path")), "option.revision": ("model", ("revision",)),
+           "option.trust_remote_code": ("model", ("trust_remote_code",))}
+
+
+def unaccounted(props: dict[str, str], data: dict[str, Any], notes: list[str]) -> list[str]:
+    """Input keys that are neither in the recipe ``data`` (as themselves or a RENAMES entry) nor named by a
+    note that says why they were not imported: what an import would lose without a word."""
+    serving = data.get("serving") or {}
+    option = serving.get("option") or {}
+    lost = []
+    for key in props:
+        if key in RENAMES:
+            section, names = RENAMES[key]
+            kept = any(n in (data.get(section) or {}) for n in names)
+        elif key.startswith("option."):
+            kept = key[len("option."):] in option
+        else:
+            kept = key in serving
+        said = any(re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", n) and ("not imported" in n or "dropped" in n)
+                   for n in notes)
+        if not kept and not said:
+            lost.append(key)
+    return lost
 
 
 def _default_instance(family: str, option: dict[str, Any]) -> str:
@@ -282,14 +315,25 @@ def read_sources(properties: Path | None, env_file: Path | None) -> Sources:
             entries = parse_env_entries(raw)
         except ImportInputError as exc:
             raise LocatedImportError(env_file, exc) from None
+        fallbacks: list[tuple[str, EnvEntry]] = []
         for e in entries:
             if e.value is None:
                 notes.append(f"{env_file}:{e.line}: '{e.name}' has no value (docker would take it from the "
                              "environment of `docker run`); not imported")
                 continue
-            for key, value in env_to_properties({e.name: e.value}).items():
+            translated = env_to_properties({e.name: e.value})
+            for key, value in translated.items():
+                if key in merged and merged[key] != value:
+                    o = origins[key]
+                    notes.append(f"{o.file}:{o.line}: '{o.name}' not imported: line {e.line} ('{e.name}') sets "
+                                 f"{key} again, and the later line wins")
                 merged[key] = value
                 origins[key] = Origin(env_file, e.line, e.name)
+            if not translated:
+                if e.name in ENV_FALLBACKS and e.value != "":
+                    fallbacks.append((ENV_FALLBACKS[e.name], e))
+                else:
+                    notes.append(f"{env_file}:{e.line}: '{e.name}' not imported: {_env_not_read(e)}")
     if properties is not None:
         raw = read(properties, "properties file")
         if raw.startswith(b"\xef\xbb\xbf"):
@@ -315,9 +359,44 @@ def read_sources(properties: Path | None, env_file: Path | None) -> Sources:
                 raise LocatedImportError(properties, ImportInputError(
                     "properties-surrogate", f"'{key}' holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape "
                     "without its pair); a recipe is UTF-8 text and cannot hold it", lines.get(key, 0)))
+            if key in merged and origins[key].file != properties and merged[key] != value:
+                o = origins[key]
+                notes.append(f"{o.file}:{o.line}: '{o.name}' not imported: {properties}:{lines.get(key, 0)} sets "
+                             f"{key} too, and the file wins (as in LMI, §10.1)")
             merged[key] = value
             origins[key] = Origin(properties, lines.get(key, 0), key)
+    if env_file is not None:
+        for key, e in fallbacks:
+            if key in merged:
+                notes.append(f"{env_file}:{e.line}: '{e.name}' not imported: LMI reads it only when {key} is not "
+                             f"set, and {origins[key].name} sets it")
+            else:
+                merged[key] = e.value or ""
+                origins[key] = Origin(env_file, e.line, e.name)
+                notes.append(f"{env_file}:{e.line}: '{e.name}' (LMI's fallback for {key}) imported as "
+                             f"serving.option.{key[len('option.'):]}")
     return Sources(merged, origins, notes)
+
+
+# Plain variables LMI reads as the default of an option when serving.properties does not set it
+# (reference/lmi-runtime.md §5, §7 step 5): imported as that option.
+ENV_FALLBACKS = {"TENSOR_PARALLEL_DEGREE": "option.tensor_parallel_degree",
+                 "PIPELINE_PARALLEL_DEGREE": "option.pipeline_parallel_degree",
+                 "MODEL_LOADING_TIMEOUT": "option.model_loading_timeout", "PREDICT_TIMEOUT": "option.predict_timeout"}
+
+
+def _env_not_read(e: EnvEntry) -> str:
+    """Why an env-file variable is not part of the recipe (import loses nothing without saying so)."""
+    from builder.secrets import SECRET_NAME_RE
+
+    if e.value == "":
+        return "empty, and LMI skips empty variables"
+    if SECRET_NAME_RE.search(e.name):
+        return "looks like a secret; a recipe is baked into the image, so pass it at run time instead"
+    if e.name == "SERVING_LOAD_MODELS":
+        return "only its engine (test::ENGINE=...) is LMI configuration; the model URL is the image's own"
+    return ("not an LMI configuration variable (OPTION_*, SERVING_*, HF_MODEL_ID, HF_REVISION, "
+            "HF_MODEL_TRUST_REMOTE_CODE); if the container needs it, add it under the recipe's env:")
 
 
 def _bad_escape_line(text: str) -> int:

@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from builder.lmi.properties import loads
 
 # handler of prepare.py -> the dict of model specs it reads, for the handlers that serve the lmi family
@@ -116,6 +118,11 @@ def check(release: str, handler: str, model: str, props: dict[str, str], workdir
         return outcome
     if "pass_through" in recipe_path.read_text():
         outcome.problems.append("import needed serving.pass_through")
+    # import loses nothing: every input key is in the recipe, a documented rename, or reported on stderr
+    from builder.lmi.importer import unaccounted
+
+    for key in unaccounted(props, yaml.safe_load(recipe_path.read_text()), outcome.notes):
+        outcome.problems.append(f"lost on import: {key} is not in the recipe and stderr does not say why")
     diags = validate_file(recipe_path)
     for d in diags:
         if d.severity == "error" or d.rule not in ALLOWED_WARNINGS:
