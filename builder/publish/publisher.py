@@ -14,7 +14,7 @@ from builder.publish import credentials, gate, tags
 from builder.publish.ecr import EcrControl, registry_host
 from builder.publish.hints import deploy_hints
 from builder.publish.models import PublishOptions, PublishResult, PublishTarget, TargetResult, split_registry
-from builder.publish.push import push_tag
+from builder.publish.push import push_tag, pushed_name
 from builder.publish.registry_api import RegistryClient
 
 OCI_REVISION = "org.opencontainers.image.revision"
@@ -149,7 +149,8 @@ def _publish_one(client, img: LocalImage, target: PublishTarget, tag_list: list[
         remote = remote_digest(tag)
         if remote is None:
             to_push.append(tag)
-        elif remote in known:
+        elif remote in known or _is_this_image(api, repo_path, remote, img.id):
+            known.add(remote)  # the local name (and its RepoDigest) is gone after a push: the config says
             skipped.append(tag)
             console.info(f"  {full_repo}:{tag} already at {remote}: skipped")
         elif options.force and not immutable:
@@ -172,12 +173,13 @@ def _publish_one(client, img: LocalImage, target: PublishTarget, tag_list: list[
             ecr.retag(repo_path, digest, tag)  # no bytes move for extra ECR tags
             pushed.append(tag)
             continue
-        _tag_local(img, full_repo, tag)
-        outcome = push_tag(client, full_repo, tag, auth, attempts=options.push_attempts,
-                           backoff_s=options.retry_backoff_s)
-        attempts += outcome.attempts
-        engine_retries += outcome.engine_retries
-        got = outcome.digest or _digest_after_push(client, img.id, full_repo) or api.manifest_digest(repo_path, tag)
+        with pushed_name(client, img.id, full_repo, tag):  # no local registry name is left afterwards
+            outcome = push_tag(client, full_repo, tag, auth, attempts=options.push_attempts,
+                               backoff_s=options.retry_backoff_s)
+            attempts += outcome.attempts
+            engine_retries += outcome.engine_retries
+            got = outcome.digest or _digest_after_push(client, img.id, full_repo) or \
+                api.manifest_digest(repo_path, tag)
         if not got:
             raise BuilderError(f"push of {full_repo}:{tag} reported no digest", stage="publish")
         if digest and got != digest:
@@ -217,14 +219,15 @@ def _local_digests(repo_digests: list[str], full_repo: str) -> set[str]:
     return {d.split("@", 1)[1] for d in repo_digests if d.split("@", 1)[0] == full_repo}
 
 
-def _tag_local(img: LocalImage, full_repo: str, tag: str) -> None:
-    import docker
+def _is_this_image(api, repo_path: str, remote: str, image_id: str) -> bool:
+    """Whether the manifest at ``remote`` is this local image (its config digest is the image id)."""
+    import json
 
     try:
-        img.obj.tag(full_repo, tag)  # type: ignore[attr-defined]
-    except docker.errors.APIError as exc:
-        raise BuilderError(f"cannot tag {img.id[:19]} as {full_repo}:{tag}: {exc.explanation}",
-                           stage="publish") from None
+        body, _, _ = api.get_manifest(repo_path, remote)
+        return (json.loads(body).get("config") or {}).get("digest") == image_id
+    except (BuilderError, ValueError, OSError, AttributeError):
+        return False
 
 
 def _digest_after_push(client, image_id: str, full_repo: str) -> str | None:

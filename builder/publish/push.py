@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from builder import console
@@ -147,6 +149,46 @@ def push_tag(client, repository: str, tag: str, auth_config: dict[str, str] | No
         time.sleep(delay)
     assert last is not None
     raise last
+
+
+@contextmanager
+def pushed_name(client, image_id: str, repository: str, tag: str) -> Iterator[None]:
+    """The local name ``repository:tag`` that docker push needs, held only for the push: afterwards it
+    is removed (the image stays), or put back on the image it named before (issue 15 item 8: publish
+    left ``127.0.0.1:PORT/repo:tag`` names behind). A name the image already had is left as it was."""
+    import docker
+
+    ref = f"{repository}:{tag}"
+    try:
+        before = client.api.inspect_image(ref)["Id"]
+    except docker.errors.ImageNotFound:
+        before = None
+    if before != image_id:
+        try:
+            client.api.tag(image_id, repository, tag, force=True)
+        except docker.errors.APIError as exc:
+            raise BuilderError(f"cannot tag {image_id[:19]} as {ref}: {exc.explanation}", stage="publish") from None
+    try:
+        yield
+    finally:
+        if before != image_id:
+            _drop_name(client, image_id, ref, repository, tag, before)
+
+
+def _drop_name(client, image_id: str, ref: str, repository: str, tag: str, before: str | None) -> None:
+    import docker
+
+    try:
+        if before is not None:  # the user's own name for another image: back where it was
+            client.api.tag(before, repository, tag, force=True)
+            return
+        names = client.api.inspect_image(image_id).get("RepoTags") or []
+        if [n for n in names if n != ref]:  # removing the last name would delete the image itself
+            client.api.remove_image(ref, noprune=True)
+        else:
+            console.info(f"  kept the local name {ref}: it is the image's only name")
+    except docker.errors.APIError as exc:
+        console.warn(f"could not remove the local name {ref} made for the push: {exc.explanation}")
 
 
 def _push_error(repository: str, tag: str, message: str, kind: str) -> PushError:
