@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from builder.cli import main
 from tests.unit.javaprops import java_load, needs_java
@@ -592,3 +594,34 @@ def test_dev_zero_in_a_memory_limited_process(argv: list[str], tmp_path: Path) -
     proc = run_limited(argv, cwd=tmp_path, timeout=30, mem_gib=1.0)
     check_refused(proc.returncode, proc.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+_PROPERTY_ALPHABET = "ab \t\f#!=:\\u00e9\x85\u2028\r\n0{}"
+
+
+@needs_java
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.one_of(st.binary(max_size=16), st.text(_PROPERTY_ALPHABET, max_size=16).map(
+    lambda t: t.encode("latin-1", "replace"))), min_size=20, max_size=20))
+def test_import_round_trip_generated(values: list[bytes], tmp_path_factory: pytest.TempPathFactory,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Arbitrary bytes after `option.custom_x=`: what Java reads from the input, Java reads back from
+    the rendered recipe; or the import is refused, located in the input file."""
+    tmp_path = tmp_path_factory.mktemp("gen")
+    originals, rendered, imported = [], [], []
+    for i, value in enumerate(values):
+        case = tmp_path / str(i)
+        case.mkdir()
+        rc, err, _ = import_recipe(case, capsys, props=BASE_PROPS.encode() + b"option.custom_x=" + value + b"\n")
+        originals.append(case / "serving.properties")
+        if rc != 0:
+            check_refused(rc, err, expect=f"{case / 'serving.properties'}:")
+            continue
+        out = case / "rendered.properties"
+        out.write_text(rendered_properties(case / "r.yaml"), encoding="ascii")
+        rendered.append(out)
+        imported.append(i)
+    maps = java_load(*originals, *rendered)
+    want, got = maps[:len(originals)], maps[len(originals):]
+    for i, back in zip(imported, got, strict=True):
+        assert back.get("option.custom_x") == want[i].get("option.custom_x"), (values[i], back, want[i])
