@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +62,13 @@ from builder.registry.manifest import (
     layer_media,
     target_refusal,
 )
-from builder.registry.transfer import Outcome, Ticker, ensure_base_blob, human, stream_upload
+from builder.registry.transfer import (
+    Ticker,
+    ensure_base_blob,
+    human,
+    resumable_upload,
+    upload_workers,
+)
 
 STAGE = "assemble"
 
@@ -74,6 +82,8 @@ class LayerResult(BaseModel):
     mounted: bool = False
     skipped: bool = False
     bytes_uploaded: int = 0
+    resumed: int = 0  # times an interrupted upload went on where the registry stood
+    restarted: int = 0  # times it began again in a new session
 
 
 class AssembleResult(BaseModel):
@@ -154,24 +164,61 @@ def check_base_layers(fmt: ManifestFormat, base_img: BaseImage) -> None:
 
 
 def _push_layer(target: RegistryClient, repo: str, layer: Layer, memo: LayerMemo,
-                compression: Compression) -> tuple[LayerBlob, Outcome]:
+                compression: Compression, stop: threading.Event | None = None) -> tuple[LayerBlob, LayerResult]:
     key = layer_key(layer, compression)
     known = memo.get(key)
     start = time.monotonic()
     if known is not None and target.blob_size(repo, known.digest) is not None:
         console.info(f"  {layer.name}: skipped (unchanged, in registry, {human(known.size)})")
-        return known, Outcome(skipped=True)
+        return known, LayerResult(name=layer.name, kind=layer.kind, digest=known.digest, size=known.size,
+                                  skipped=True)
     ticker = Ticker(layer.name, layer.size)
-    # stored-block gzip costs a crc32 pass: re-encoding from the source is as cheap as a kept copy
-    stream = LayerStream(layer, compression, progress=ticker)
-    sent = stream_upload(target, repo, stream, lambda: stream.result().digest)
-    blob = stream.result()
+    streams: list[LayerStream] = []
+
+    def open_stream() -> LayerStream:
+        # stored-block gzip costs a crc32 pass: re-encoding from the source is as cheap as a kept copy;
+        # a fresh stream per attempt (a resumed upload hashes the bytes the registry holds, sends the rest)
+        streams.append(LayerStream(layer, compression, progress=ticker))
+        return streams[-1]
+
+    done = resumable_upload(target, repo, open_stream, lambda: streams[-1].result().digest,
+                            name=layer.name, stop=stop, size=LayerStream(layer, compression).expected_size())
+    blob = streams[-1].result()
     if known is not None and known.digest != blob.digest:
         raise BuilderError(f"layer {layer.name} changed while it was read (digest {blob.digest[:19]}, "
                            f"remembered {known.digest[:19]})", stage=STAGE, hint="run the build again")
+    # only now, after the registry's PUT ?digest= said 201: a layer is never remembered half-sent
     memo.put(key, blob)
-    console.info(f"  {layer.name}: uploaded {human(sent)} in {time.monotonic() - start:.1f} s")
-    return blob, Outcome(uploaded=True, bytes_moved=sent)
+    console.info(f"  {layer.name}: uploaded {human(done.sent)} in {time.monotonic() - start:.1f} s")
+    return blob, LayerResult(name=layer.name, kind=layer.kind, digest=blob.digest, size=blob.size, uploaded=True,
+                             bytes_uploaded=done.sent, resumed=done.resumed, restarted=done.restarted)
+
+
+def _push_layers(target: RegistryClient, repo: str, layers: list[Layer], memo: LayerMemo,
+                 compression: Compression, workers: int) -> list[tuple[LayerBlob, LayerResult]]:
+    """Upload ``layers``, up to ``workers`` at once, results in plan order. The first failure (or a
+    Ctrl-C in the calling thread) stops the others: each cancels its upload session, and nothing
+    after this (config, manifest) happens, so no tag or manifest refers to a half-sent layer."""
+    if not layers:
+        return []
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(layers)), thread_name_prefix="lmi-upload")
+    futures = [pool.submit(_push_layer, target, repo, layer, memo, compression, stop) for layer in layers]
+    try:
+        pending = set(futures)
+        while pending:
+            # a timed wait: the main thread sees a Ctrl-C within the timeout, whichever thread got the signal
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            for f in done:
+                f.result()  # the first failure stops the rest
+        return [f.result() for f in futures]
+    except BaseException:
+        stop.set()
+        for f in futures:
+            f.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)  # no upload thread outlives the build
 
 
 def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_dir: Path | None,
@@ -183,7 +230,8 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
                          compile_key: str | None = None, recipe_file: Path | None = None, created: str | None = None,
                          compression: Compression = "gzip", platform: str = "linux/amd64",
                          split_threshold: int = 256 << 20,
-                         manifest_format: ManifestFormat = DEFAULT_FORMAT) -> AssembleResult:
+                         manifest_format: ManifestFormat = DEFAULT_FORMAT,
+                         workers: int | None = None) -> AssembleResult:
     """Assemble ``resolved``'s image in ``registry`` (``HOST/REPO``) on top of ``base_ref``.
 
     ``manifest_format``: ``docker`` (v2 schema 2, gzip layers: what SageMaker, containerd and Docker
@@ -192,7 +240,8 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
 
     ``labels`` default to the Docker bake's (``builder.image.metadata.model_labels``, same arguments),
     ``env`` to the recipe's ``env:`` (added to the base's Env, ours win), so both assemblers agree.
-    ``base_credentials`` for a base in another registry (default: ``credentials`` when same host)."""
+    ``base_credentials`` for a base in another registry (default: ``credentials`` when same host).
+    ``workers``: layers uploaded at once (default ``LMI_BUILD_UPLOAD_WORKERS``, else the core count)."""
     start = time.monotonic()
     target_ref = reference.parse(registry, what="--registry", allow_tag=False)
     base = reference.parse(base_ref, what="base image")
@@ -205,6 +254,7 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
 
     instance_type = getattr(getattr(getattr(resolved, "recipe", None), "target", None), "instance_type", None)
     check_target(manifest_format, compression, instance_type)
+    workers = upload_workers(workers)
     console.step(f"assemble in {target_ref.name} (base {base_ref}, {manifest_format} manifest, no Docker daemon)")
     base_img = read_base(source, base, platform)
     check_base_layers(manifest_format, base_img)
@@ -215,12 +265,21 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
     with tempfile.TemporaryDirectory(prefix="lmi-assemble-") as tmp:
         blob_dir = Path(cache_dir) / "image" / "blobs" if cache_dir is not None else Path(tmp)
         config_bytes = _config_files(resolved, extra_files)
-        layers = plan_layers(model_dir, compiled_dir, config_bytes,
-                             split_threshold=split_threshold, blob_dir=blob_dir)
+        layers = plan_layers(model_dir, compiled_dir, config_bytes, split_threshold=split_threshold,
+                             blob_dir=blob_dir, base_layers=len(base_img.layers))
         digests = FileDigestCache(Path(cache_dir))  # the fetch stage's memo: stat only, no re-read
-        ident = _identity.for_layers(resolved, base_digest=base_img.digest, layers=layers, config=config_bytes,
-                                     digests=digests, compile_key=compile_key)
-        digests.save()
+
+        def identify() -> _identity.ImageIdentity:
+            found = _identity.for_layers(resolved, base_digest=base_img.digest, layers=layers, config=config_bytes,
+                                         digests=digests, compile_key=compile_key)
+            digests.save()
+            return found
+
+        # without the fetch stage's memo (API use, the bench) this hashes the model files: alongside
+        # the uploads, not before them (only the config's labels need it)
+        identity_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmi-identity")
+        identity = identity_pool.submit(identify)
+        identity_pool.shutdown(wait=False)
         memo = LayerMemo(cache_dir)
         results: list[LayerResult] = []
         for i, desc in enumerate(base_img.layers):
@@ -228,12 +287,10 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
             results.append(LayerResult(name=f"base-{i}", kind="base", digest=desc["digest"], size=int(desc["size"]),
                                        uploaded=out.uploaded, mounted=out.mounted, skipped=out.skipped,
                                        bytes_uploaded=out.bytes_moved))
-        ours: list[tuple[Layer, LayerBlob]] = []
-        for layer in layers:
-            blob, out = _push_layer(target, repo, layer, memo, compression)
-            ours.append((layer, blob))
-            results.append(LayerResult(name=layer.name, kind=layer.kind, digest=blob.digest, size=blob.size,
-                                       uploaded=out.uploaded, skipped=out.skipped, bytes_uploaded=out.bytes_moved))
+        pushed = _push_layers(target, repo, layers, memo, compression, workers)
+        ours: list[tuple[Layer, LayerBlob]] = [(layer, blob) for layer, (blob, _) in zip(layers, pushed, strict=True)]
+        results += [res for _, res in pushed]
+        ident = identity.result()
 
     if labels is None:
         labels = model_labels(resolved, base_ref=str(base), base_digest=base_img.digest, model_digest=model_digest,

@@ -38,6 +38,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
 import requests
@@ -146,6 +147,31 @@ class RangeWatch:
             self.trusted = False  # stuck (ECR): not evidence of lost bytes
             return True
         raise ValueError(f"the registry holds {end + 1} of the {sent} bytes sent")
+
+
+class SizedBody:
+    """An iterable body whose length is known: ``requests`` sends it with ``Content-Length``."""
+
+    def __init__(self, chunks: Iterable[bytes], size: int):
+        self._chunks, self._size = chunks, size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+
+@dataclass
+class UploadState:
+    """Where one blob upload session stands, kept current by ``upload_stream`` / ``upload_parts`` so
+    that an interrupted upload can ask the registry where it stands and go on from there
+    (``builder.registry.transfer.resumable_upload``). ``confirmed``: the session offset the last
+    answered PATCH ended at (what we sent, which is what an honest ``Range`` then says)."""
+
+    location: str
+    confirmed: int = 0
+    watch: RangeWatch = field(default_factory=RangeWatch)
 
 
 def iter_parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
@@ -369,8 +395,28 @@ class RegistryClient:
         location = self.start_upload(repo)
         self.finish_upload(location, digest, data)
 
-    def upload_stream(self, location: str, chunks: Iterable[bytes]) -> str:
-        """Streamed upload: one PATCH with a chunked body; returns the next location."""
+    def upload_status(self, location: str) -> tuple[int | None, str]:
+        """(bytes the session holds, its location) from ``GET`` on the session, the spec's way to
+        learn where an interrupted upload stands; (None, location) when the registry no longer knows
+        the session (Debian's distribution 2.8 drops one whose data outgrew its state token: measured,
+        docs/registry-assembly.md "Resumable, parallel uploads") or answers without a ``Range``."""
+        resp = self.request("GET", location)
+        resp.close()
+        if resp.status_code not in (200, 204):
+            return None, location
+        end = range_end(resp.headers.get("Range"))
+        if end is None:
+            return None, location
+        # "0-0" is what an empty session reports (distribution): zero bytes, not one
+        return (0 if end == 0 else end + 1), self._location(resp, "GET upload status", location)
+
+    def upload_stream(self, location: str, chunks: Iterable[bytes], *, state: UploadState | None = None,
+                      size: int | None = None) -> str:
+        """Streamed upload: one PATCH with a chunked body (or, when ``size`` is given, with that
+        ``Content-Length``: no chunk framing, which urllib3 writes by copying every chunk); returns the
+        next location. With ``state``, the PATCH continues that session at ``state.confirmed`` (a
+        resumed upload) and updates it."""
+        offset = state.confirmed if state is not None else 0
         sent = [0]
 
         def counted() -> Iterator[bytes]:
@@ -378,21 +424,28 @@ class RegistryClient:
                 sent[0] += len(chunk)
                 yield chunk
 
-        resp = self.request("PATCH", location, data=counted(),
+        body: Iterable[bytes] = counted() if size is None else SizedBody(counted(), size)
+        resp = self.request("PATCH", location, data=body,
                             headers={"Content-Type": "application/octet-stream"}, retry_auth=False)
         if resp.status_code not in PATCH_OK:
             raise self._fail(resp, "PATCH upload")
         # a first PATCH's Range is right on ECR too: docker push takes the layer size it writes into
         # the manifest from exactly this answer (distribution's httpBlobUpload.ReadFrom), and works there
-        self._check_range(RangeWatch(), resp, sent[0])
-        return self._location(resp, "PATCH upload", location)
+        self._check_range(state.watch if state is not None else RangeWatch(), resp, offset + sent[0])
+        location = self._location(resp, "PATCH upload", location)
+        if state is not None:
+            state.location, state.confirmed = location, offset + sent[0]
+        return location
 
-    def upload_parts(self, location: str, chunks: Iterable[bytes], part_size: int) -> tuple[str, bytes]:
+    def upload_parts(self, location: str, chunks: Iterable[bytes], part_size: int, *,
+                     state: UploadState | None = None) -> tuple[str, bytes]:
         """Multi-part upload: every full part of ``part_size`` bytes in its own PATCH (with
         ``Content-Range``); returns (location, last part), the last part for the final PUT's body,
-        so no PATCH is ever under ``part_size`` (ECR's 5 MiB minimum applies to all but the last)."""
-        watch = RangeWatch()
-        offset = 0
+        so no PATCH is ever under ``part_size`` (ECR's 5 MiB minimum applies to all but the last).
+        With ``state``, parts continue that session at ``state.confirmed`` and it is updated after
+        every answered PATCH (what an interrupted upload resumes from)."""
+        watch = state.watch if state is not None else RangeWatch()
+        offset = state.confirmed if state is not None else 0
         pending: bytes | None = None
         for part in iter_parts(chunks, part_size):
             if pending is not None:
@@ -407,6 +460,8 @@ class RegistryClient:
                 offset = end + 1
                 self._check_range(watch, resp, offset)
                 location = self._location(resp, "PATCH upload", location)
+                if state is not None:
+                    state.location, state.confirmed = location, offset
             pending = part
         return location, pending or b""
 

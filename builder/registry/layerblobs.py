@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from builder.image.layers import CHUNK, Layer, iter_entries_tar, layer_items
+from builder.image.layers import CHUNK, Layer, iter_entries_tar, layer_items, tar_header
 
 Compression = Literal["gzip", "none"]
 FORMAT = "registry-layer-v1"
@@ -118,6 +118,19 @@ class LayerStream:
             yield self._emit(b"".join(pending))
         self._done = True
 
+    def expected_size(self) -> int:
+        """The blob's size, known before a byte is read (tar headers are made, files only stat'ed): the
+        upload sends it with ``Content-Length`` rather than chunked framing, which would copy each chunk.
+        A file that changed size is caught while streaming (``iter_entries_tar``)."""
+        tar = 2 * 512
+        for arcname, entry in layer_items(self.layer):
+            tar += len(tar_header(arcname, size=entry.size, mode=entry.mode, is_dir=entry.source is None))
+            if entry.source is not None:
+                tar += -(-entry.size // 512) * 512
+        if self.compression != "gzip":
+            return tar
+        return StoredGzip.size_for(tar)
+
     def result(self) -> LayerBlob:
         assert self._done, "stream not fully consumed"
         return LayerBlob(digest="sha256:" + self._blob.hexdigest(), diff_id="sha256:" + self._diff.hexdigest(),
@@ -165,6 +178,13 @@ class StoredGzip:
             out += [self._BLOCK_HEAD, view[i:i + self.BLOCK]]
         self._pending = bytes(view[end:])
         return b"".join(out)
+
+    @classmethod
+    def size_for(cls, n: int) -> int:
+        """Length of the stream for ``n`` input bytes: header, 5 bytes per full or partial block,
+        the data, the empty final block, crc32 + size."""
+        full, rest = divmod(n, cls.BLOCK)
+        return len(cls.HEADER) + full * (5 + cls.BLOCK) + (5 + rest if rest else 0) + 5 + 8
 
     def flush(self) -> bytes:
         out = [] if self._started else [self.HEADER]

@@ -211,7 +211,7 @@ def test_registry_killed_mid_upload_then_rerun_resumes(restartable_registry, fau
     killer.start()
     with pytest.raises(BuilderError) as err:
         _assemble(proxy.host, tmp_path, base.replace(restartable_registry.host, proxy.host), model, cache,
-                  split_threshold=1_000_000)
+                  split_threshold=1_000_000, workers=1)  # one layer at a time: the kill lands in the second
     killer.join()
     assert "connection lost" in str(err.value) or "unreachable" in str(err.value)
     restartable_registry.start()
