@@ -7,6 +7,7 @@ The context is a generator of tar chunks (no staging copy, nothing held whole in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from builder import console
 from builder.diagnostics import BuilderError
 
 STAGE = "bake"
+_STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")  # the legacy builder's "this step's image" line
 
 
 @dataclass
@@ -39,7 +41,9 @@ class _Counter:
 
 
 def build(client, chunks: Iterable[bytes], *, total: int, tag: str | None, labels: dict[str, str],
-          nocache: bool, what: str, show_progress: bool = True) -> BuildOutcome:
+          nocache: bool, what: str, show_progress: bool = True, made: list[str] | None = None) -> BuildOutcome:
+    """``made`` collects the ids of the images this build created (steps that were neither FROM nor
+    cached), also when it fails, so the caller can remove what a failed bake left behind."""
     progress = None
     if show_progress and total > (8 << 20) and console.console().is_terminal:
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -51,6 +55,7 @@ def build(client, chunks: Iterable[bytes], *, total: int, tag: str | None, label
     log: list[str] = []
     image_id = None
     steps = cached = 0
+    step_is_new = False  # the current step creates an image (not FROM, not "Using cache")
     try:
         events = client.api.build(fileobj=body, custom_context=True, tag=tag, labels=labels, decode=True,
                                   rm=True, forcerm=True, network_mode="host", nocache=nocache, pull=False)
@@ -66,9 +71,14 @@ def build(client, chunks: Iterable[bytes], *, total: int, tag: str | None, label
                 line = text.rstrip("\n")
                 if line.startswith("Step "):
                     steps += 1
+                    step_is_new = " : FROM " not in line.upper()
                     console.info(f"  {line[:150]}" + (" …" if len(line) > 150 else ""))
                 elif "Using cache" in line:
                     cached += 1
+                    step_is_new = False
+                elif step_is_new and made is not None and (m := _STEP_IMAGE.match(line)):
+                    made.append(m.group(1))
+                    step_is_new = False
             aux = event.get("aux")
             if isinstance(aux, dict) and aux.get("ID"):
                 image_id = aux["ID"]

@@ -150,15 +150,22 @@ def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, co
             # artifacts_reused: no weights were sent (nothing was)
             image_id, bytes_sent, artifacts_ref, artifacts_reused = existing, 0, None, True
         else:
-            built = _build_image(client, resolved, base, layers, content, ident, options, cache_root, hits,
-                                 model_digest=model_digest, compiled=compiled_dir is not None)
-            image_id, bytes_sent, artifacts_ref, artifacts_reused = built
-            # a build with another cache folder (another lock) may have tagged it meanwhile: keep that one
-            raced = _tagged_for(client, tag, ident, no_cache=False)
-            if raced is not None:
-                image_id = raced
-            else:
-                _tag(client, image_id, tag)
+            made: list[str] = []  # every image this build creates; removed again if it does not end tagged
+            try:
+                built = _build_image(client, resolved, base, layers, content, ident, options, cache_root, hits,
+                                     model_digest=model_digest, compiled=compiled_dir is not None, made=made)
+                image_id, bytes_sent, artifacts_ref, artifacts_reused = built
+                # a build with another cache folder (another lock) may have tagged it meanwhile: keep that
+                # one, and remove ours (it would dangle, untagged)
+                raced = _tagged_for(client, tag, ident, no_cache=False)
+                if raced is not None:
+                    image_id = raced
+                    remove_made(client, made)
+                else:
+                    _tag(client, image_id, tag)
+            except BaseException:
+                remove_made(client, made)  # a failed bake leaves no untagged intermediate image
+                raise
     tags = [tag]
     for extra in extra_tags:  # the user's own tags move as the user asked (docker tag semantics)
         repo, _, t = extra.rpartition(":") if ":" in extra.rsplit("/", 1)[-1] else (extra, "", "latest")
@@ -198,6 +205,26 @@ def _tagged_for(client, tag: str, ident: identity.ImageIdentity, *, no_cache: bo
     return have
 
 
+def remove_made(client, made: list[str]) -> list[str]:
+    """Remove the images in ``made`` (ids from this build's own output, so never another's) that carry
+    no tag, newest first; an image with a tag, a child or a container is left. Returns the removed."""
+    import docker.errors
+
+    removed = []
+    for image_id in reversed(made):
+        try:
+            tags = [t for t in client.api.inspect_image(image_id).get("RepoTags") or [] if t != "<none>:<none>"]
+            if tags:
+                continue
+            client.api.remove_image(image_id, noprune=True)
+            removed.append(image_id)
+        except docker.errors.ImageNotFound:
+            continue
+        except docker.errors.APIError as exc:  # a child or a container uses it: not a leftover
+            console.info(f"  kept intermediate image {image_id[:12]}: {exc.explanation}")
+    return removed
+
+
 def _tag(client, image_id: str, ref: str, *, force: bool = False) -> None:
     repo, _, t = ref.rpartition(":")
     try:
@@ -208,7 +235,8 @@ def _tag(client, image_id: str, ref: str, *, force: bool = False) -> None:
 
 def _build_image(client, resolved, base, layers: list[Layer], content: dict[str, str],
                  ident: identity.ImageIdentity, options: BakeOptions, cache_root: Path, hits: list[str], *,
-                 model_digest: str | None, compiled: bool) -> tuple[str, int, str | None, bool]:
+                 model_digest: str | None, compiled: bool,
+                 made: list[str] | None = None) -> tuple[str, int, str | None, bool]:
     """Artifacts image (reused by its inputs digest) + labels + config layer; the result is not tagged
     here. Returns (image id, bytes sent, artifacts ref, artifacts image reused)."""
     artifact_layers = [x for x in layers if x.kind != "config"]
@@ -243,7 +271,8 @@ def _build_image(client, resolved, base, layers: list[Layer], content: dict[str,
                 console.info(f"  building artifacts image {artifacts_ref} "
                              f"({sum(x.size for x in artifact_layers) / 2**20:.1f} MiB in {len(artifact_layers)} layer(s))")
                 out = _docker.build(client, _chunked(chunks), total=total, tag=artifacts_ref, labels=None,
-                                    nocache=options.no_cache, what="artifacts image", show_progress=options.progress)
+                                    nocache=options.no_cache, what="artifacts image", show_progress=options.progress,
+                                    made=made)
                 bytes_sent += out.bytes_sent
                 from_ref = out.image_id
 
@@ -255,14 +284,14 @@ def _build_image(client, resolved, base, layers: list[Layer], content: dict[str,
     head = render.render_artifacts(from_ref=from_ref, layer_dirs=[], labels=stable)  # FROM + the stable labels
     chunks, total, _ = _context(head, [])
     labelled = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=None,
-                             nocache=options.no_cache, what="model image (labels)", show_progress=False)
+                             nocache=options.no_cache, what="model image (labels)", show_progress=False, made=made)
     bytes_sent += labelled.bytes_sent
     dockerfile = render.render_model(resolved.release.family, from_ref=labelled.image_id,
                                      config_dir=f"{CONTEXT_LAYERS}/{config_layer.name}", env=resolved.recipe.env,
                                      labels=dependent)
     chunks, total, _ = _context(dockerfile, [config_layer])
     out = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=None,
-                        nocache=options.no_cache, what="model image", show_progress=options.progress)
+                        nocache=options.no_cache, what="model image", show_progress=options.progress, made=made)
     bytes_sent += out.bytes_sent
     if out.cached_steps or labelled.cached_steps:
         hits.append(f"build-steps:{out.cached_steps + labelled.cached_steps}/{out.steps + labelled.steps}")

@@ -46,3 +46,45 @@ def test_a_users_own_registry_name_is_left_as_it_was(local_registry, test_images
                   PublishOptions(cache_dir=str(tmp_path), tags=["mine"]))
     assert client.api.inspect_image(f"{local_registry.host}/{repo}:mine")["Id"] == other
     client.api.remove_image(f"{local_registry.host}/{repo}:mine")
+
+
+def _ancestry(client, image_id: str) -> list[str]:
+    chain = []
+    while image_id:
+        chain.append(image_id)
+        image_id = client.api.inspect_image(image_id).get("Parent") or ""
+    return chain
+
+
+def test_a_failed_bake_leaves_no_untagged_image(docker_client, rootfs_image, tmp_path, monkeypatch):
+    """A step of the model image fails after three steps made images: none of them, nor the labels
+    image under them, is left untagged; the tagged artifacts image (reusable) stays."""
+    from builder.diagnostics import BuilderError
+    from builder.image import BakeOptions, bake_image, render
+    from builder.lmi.resolve import resolve
+    from tests.integration.test_image_bake import _model, _recipe
+
+    base = docker_client.images.get(rootfs_image).id
+    resolved = resolve(_recipe(f"left-{uuid.uuid4().hex[:8]}"))
+    _model(tmp_path / "model")
+    handler = tmp_path / "model.py"
+    handler.write_text("def handle(inputs):\n    return None\n")
+    real = render.render_model
+    monkeypatch.setattr(render, "render_model", lambda *a, **k: real(*a, **k) + "RUN exit 3\n")
+    before = {i.id for i in docker_client.images.list(all=True)}
+    artifacts = None
+    try:
+        with pytest.raises(BuilderError, match="model image failed"):
+            bake_image(resolved, model_dir=tmp_path / "model", model_digest="sha256:" + "e" * 64, compiled_dir=None,
+                       extra_files={"model.py": handler},
+                       options=BakeOptions(base_image=base, cache_dir=tmp_path / "cache", docker=docker_client,
+                                           progress=False))
+        new = [i for i in docker_client.images.list(all=True) if i.id not in before]
+        artifacts = next(i for i in new if any(t.startswith("lmi-build/artifacts:") for t in i.tags))
+        # what descends from this run's artifacts image (its weights are random: nobody else's)
+        ours = [i for i in new if artifacts.id in _ancestry(docker_client, i.id)[1:]]
+        assert [i.id for i in ours if not i.tags] == []
+    finally:
+        if artifacts is not None:
+            for t in artifacts.tags:
+                docker_client.images.remove(t)
