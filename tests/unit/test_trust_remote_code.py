@@ -149,3 +149,57 @@ def test_cli_validate_exits_1_with_a_located_line(tmp_path: Path) -> None:
     assert p.returncode == 1, p.stderr
     assert "Traceback" not in p.stderr
     assert f"recipe.yaml:{line_of(path, 'path: m')}:" in p.stderr and "[trust-remote-code-needed]" in p.stderr
+
+
+def test_auto_map_of_a_type_transformers_implements_needs_no_trust(tmp_path: Path) -> None:
+    # Phi-3 checkpoints keep the auto_map of before transformers 4.40 added phi3: trust false loads the
+    # built-in code, so no error; with true the warning says the repository's code runs instead
+    phi3 = {"model_type": "phi3", "auto_map": {"AutoConfig": "configuration_phi3.Phi3Config",
+                                               "AutoModelForCausalLM": "modeling_phi3.Phi3ForCausalLM"}}
+    folder(tmp_path, "m", phi3, {"modeling_phi3.py": "", "configuration_phi3.py": ""})
+    assert diags(recipe(tmp_path, {"path": "m"})) == []
+    [d] = diags(recipe(tmp_path, {"path": "m", "trust_remote_code": True}))
+    assert d.rule == "trust-remote-code-files" and "implements model_type 'phi3' itself" in d.message
+
+
+def test_type_never_built_in_is_an_error_and_a_newer_one_on_a_range_a_warning(tmp_path: Path) -> None:
+    folder(tmp_path, "m", {**AUTO_MAP, "model_type": "qwen"}, {"modeling_x.py": ""})
+    [d] = diags(recipe(tmp_path, {"path": "m"}))
+    assert d.severity == "error" and "model_type 'qwen' is not built into transformers" in d.message
+    # lmi-27 pins transformers >=4.56.0; qwen3_vl came in 4.57: the image may or may not have it
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**AUTO_MAP, "model_type": "qwen3_vl"}))
+    [d] = diags(recipe(tmp_path, {"path": "m"}))
+    assert d.rule == "trust-remote-code-needed" and d.severity == "warning" and "pins a range" in d.message
+
+
+def test_model_types_cover_every_transformers_the_catalog_pins() -> None:
+    from builder.catalog import load_catalog
+    from builder.lmi.rules.remote_code import _implemented
+
+    pinned = {r.libraries["transformers"] for r in load_catalog().releases
+              if r.libraries.get("transformers", "")[:1].isdigit()}
+    assert pinned and pinned <= set(_implemented()), "run scripts/derive_model_types.py for " + \
+        ", ".join(sorted(pinned - set(_implemented())))
+
+
+def test_derive_model_types_reads_the_wheel(tmp_path: Path) -> None:
+    import zipfile
+    from importlib import util
+
+    spec = util.spec_from_file_location("derive_model_types", Path(__file__).resolve().parents[2] / "scripts" /
+                                        "derive_model_types.py")
+    d = util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(d)  # type: ignore[union-attr]
+
+    wheel = tmp_path / "transformers-9.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(d.MEMBER, "from collections import OrderedDict\nCONFIG_MAPPING_NAMES = OrderedDict(\n"
+                   "    [\n        # Add configs here\n        (\"llama\", \"LlamaConfig\"),\n"
+                   "        (\"phi3\", \"Phi3Config\"),\n    ]\n)\nOTHER = OrderedDict([(\"x\", \"y\")])\n")
+    out = tmp_path / "types.yaml"
+    assert d.main([str(wheel), "-o", str(out)]) == 0
+    data = yaml.safe_load(out.read_text())["versions"]["9.1.0"]
+    assert data["model_types"] == ["llama", "phi3"] and data["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert d.main([str(wheel), "-o", str(out), "--check"]) == 0
+    out.write_text(out.read_text().replace("phi3", "phi4"))
+    assert d.main([str(wheel), "-o", str(out), "--check"]) == 1
