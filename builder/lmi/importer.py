@@ -295,7 +295,8 @@ class Sources:
 def read_sources(properties: Path | None, env_file: Path | None) -> Sources:
     """Both inputs, read as LMI reads them; the file wins over env (§10.1 putIfAbsent).
 
-    Raises ``ImportInputError`` subclasses carrying the file (``InputFileError`` -> located by caller)."""
+    Raises ``LocatedImportError`` (the file, and the line where there is one) for anything LMI or
+    docker would refuse to read, or that is not a regular file within ``MAX_INPUT_BYTES``."""
     from builder.lmi.properties import PropertiesError, loads
     from builder.userfile import InputFileError, read_bytes
 
