@@ -194,6 +194,30 @@ def _push_layer(target: RegistryClient, repo: str, layer: Layer, memo: LayerMemo
                              bytes_uploaded=done.sent, resumed=done.resumed, restarted=done.restarted)
 
 
+class _Background:
+    """``fn()`` in a daemon thread: after a Ctrl-C the process exits without waiting for it (the
+    identity's hashing of a 400 GB model would hold the exit for minutes); its cache writes are atomic."""
+
+    def __init__(self, fn: Any, name: str):
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True, name=name)
+        self._thread.start()
+
+    def _run(self, fn: Any) -> None:
+        try:
+            self._result = fn()
+        except BaseException as exc:  # raised in the caller's thread by result()
+            self._error = exc
+
+    def result(self) -> Any:
+        while self._thread.is_alive():
+            self._thread.join(0.2)  # timed: a Ctrl-C is seen while waiting
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
 def _push_layers(target: RegistryClient, repo: str, layers: list[Layer], memo: LayerMemo,
                  compression: Compression, workers: int) -> list[tuple[LayerBlob, LayerResult]]:
     """Upload ``layers``, up to ``workers`` at once, results in plan order. The first failure (or a
@@ -277,9 +301,7 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
 
         # without the fetch stage's memo (API use, the bench) this hashes the model files: alongside
         # the uploads, not before them (only the config's labels need it)
-        identity_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmi-identity")
-        identity = identity_pool.submit(identify)
-        identity_pool.shutdown(wait=False)
+        identity = _Background(identify, "lmi-identity")
         memo = LayerMemo(cache_dir)
         results: list[LayerResult] = []
         for i, desc in enumerate(base_img.layers):
