@@ -1,8 +1,16 @@
 """Assemblers side by side: ``docker build`` + ``docker push`` vs registry-native assembly.
 
 ``nox -s bench -- assemble [--sizes=1,8] [--shards=1,8] [--no-docker] [--crane=PATH] [--compression=gzip]
-[--no-oras] [--tools-max-gib=1]``
+[--no-oras] [--tools-max-gib=1] [--workers=N] [--no-limit] [--baseline-tree=PATH]``
 (use the ``--opt=value`` form: the bench runner takes bare words for suite names)
+
+The machine's limit on that registry, measured in the same run for every cold model: the same
+compressed layer bytes ours uploaded, written to files first (not timed), then sent with ``curl -T``
+as one monolithic ``PUT ?digest=`` per blob (POST, PUT: the registry receives, hashes and stores them;
+one blob after another) into a fresh registry of its own (same binary, same disk), and the sha256
+rate of this machine over the same files. Ours is reported as a ratio to the monolithic upload.
+``--baseline-tree=PATH`` (e.g. ``git archive <commit> | tar -x -C PATH``) also assembles each cold
+model with the code in PATH, into a fresh registry of its own, for a before/after in the same run.
 
 For each model (default: 1 GiB in 1 file and 8 GiB in 8 shards, random bytes like safetensors),
 four scenarios: cold (empty registry and caches), config-only (serving.properties changed), one
@@ -101,6 +109,86 @@ def _docker_build_push(ctx: Path, model: Path, props: str, base: str, host: str,
     return time.monotonic() - start, pushed
 
 
+def _layer_blob_files(model: Path, resolved, work: Path, compression: str) -> list[Path]:
+    """Our layers' compressed bytes (exactly what ours uploads), each written to a file (not timed)."""
+    from builder.image.bake import config_files
+    from builder.image.layers import plan_layers
+    from builder.registry.layerblobs import LayerStream
+
+    out = []
+    layers = plan_layers(model, None, config_files(resolved, {}), split_threshold=256 << 20,
+                         blob_dir=work / "limit-small", base_layers=1)
+    for i, layer in enumerate(layers):
+        path = work / f"limit-{i}.blob"
+        with open(path, "wb") as fh:
+            for chunk in LayerStream(layer, compression):  # type: ignore[arg-type]
+                fh.write(chunk)
+        out.append(path)
+    return out
+
+
+def _limit(files: list[Path], work: Path) -> dict:
+    """One monolithic curl PUT per blob into a fresh registry, and the sha256 rate over the same files."""
+    import requests
+
+    reg = _registry(work / "limit-registry")
+    try:
+        total = sum(f.stat().st_size for f in files)
+        digests = []
+        start = time.monotonic()
+        for f in files:
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+            digests.append("sha256:" + h.hexdigest())
+        hash_s = time.monotonic() - start
+        start = time.monotonic()
+        for f, digest in zip(files, digests, strict=True):
+            r = requests.post(f"http://{reg.host}/v2/bench/limit/blobs/uploads/", timeout=30)
+            loc = requests.compat.urljoin(f"http://{reg.host}/", r.headers["Location"])
+            sep = "&" if "?" in loc else "?"
+            subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(f), "-H",
+                            "Content-Type: application/octet-stream", f"{loc}{sep}digest={digest}"], check=True)
+        mono_s = time.monotonic() - start
+    finally:
+        reg.stop()
+    return {"limit_put_s": round(mono_s, 3), "limit_bytes": total, "sha256_s": round(hash_s, 3),
+            "sha256_MBps": round(total / hash_s / 1e6)}
+
+
+_BASELINE = """
+import json, sys, time
+from pathlib import Path
+from builder.registry import assemble_in_registry
+from tests.integration.test_assemble_registry import make_resolved, push_base
+host, model, work, compression = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+base = push_base(host, "bench/base")
+resolved = make_resolved(work, {"model_loading_timeout": 60},
+                         instance_type="m5.xlarge" if compression == "none" else "ml.m5.xlarge")
+start = time.monotonic()
+res = assemble_in_registry(resolved, registry=f"{host}/bench/registry", base_ref=base, model_dir=model,
+                           compiled_dir=None, extra_files={}, credentials=None, cache_dir=work / "cache",
+                           compression=compression, manifest_format="oci" if compression == "none" else "docker")
+print(json.dumps({"s": round(time.monotonic() - start, 3), "bytes": res.bytes_uploaded}))
+"""
+
+
+def _baseline(tree: Path, model: Path, work: Path, compression: str) -> dict:
+    """Cold assembly of the same model with the code in ``tree``, into a fresh registry of its own."""
+    reg = _registry(work / "baseline-registry")
+    try:
+        (work / "baseline").mkdir()
+        proc = subprocess.run([sys.executable, "-c", _BASELINE, reg.host, str(model), str(work / "baseline"),
+                               compression], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+                              capture_output=True, text=True, check=True)
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+    finally:
+        reg.stop()
+        shutil.rmtree(work / "baseline", ignore_errors=True)
+    return {"baseline_s": got["s"], "baseline_bytes": got["bytes"]}
+
+
 def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
     from builder.registry import assemble_in_registry
     from tests.integration.test_assemble_registry import make_resolved
@@ -154,14 +242,28 @@ def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
             # uncompressed layers need an OCI manifest, which SageMaker (ml.*) refuses: an EC2 target then
             resolved = make_resolved(work, {"model_loading_timeout": timeout[0]},
                                      instance_type="m5.xlarge" if args.compression == "none" else "ml.m5.xlarge")
+            if name == "cold" and args.baseline_tree:
+                row.update(_baseline(args.baseline_tree, model, work, args.compression))
+            if name == "cold" and args.limit:
+                files = _layer_blob_files(model, resolved, work, args.compression)
+                row.update(_limit(files, work))
+                for f in files:
+                    f.unlink()
+            load = os.getloadavg()[0]
             start = time.monotonic()
             res = assemble_in_registry(resolved, registry=f"{reg.host}/bench/registry", base_ref=base, model_dir=model,
                                        compiled_dir=None, extra_files={}, credentials=None, cache_dir=work / "cache",
                                        compression=args.compression,
-                                       manifest_format="oci" if args.compression == "none" else "docker")
+                                       manifest_format="oci" if args.compression == "none" else "docker",
+                                       workers=args.workers)
             row["registry_s"] = round(time.monotonic() - start, 3)
             row["registry_bytes"] = res.bytes_uploaded
             row["registry_layers_uploaded"] = sum(1 for x in res.layers if x.uploaded)
+            row["load_1m"] = round(load, 2)
+            if "limit_put_s" in row:
+                row["ours_vs_limit"] = round(row["registry_s"] / row["limit_put_s"], 2)
+            if "baseline_s" in row:
+                row["baseline_vs_ours"] = round(row["baseline_s"] / row["registry_s"], 2)
             if use_oras:
                 secs, sent = oras.assemble(resolved, model, f"oras-{name}")
                 row["oras_s"], row["oras_bytes"] = round(secs, 3), sent
@@ -318,18 +420,32 @@ def main(argv: list[str]) -> int:
                    help="oras / crane rows only for models up to this size (default 1)")
     p.add_argument("--crane", default=os.environ.get("LMI_BENCH_CRANE") or shutil.which("crane"),
                    help="crane binary for a comparison row (go install ...crane@v0.22.1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="layers uploaded at once (default: LMI_BUILD_UPLOAD_WORKERS, else the core count)")
+    p.add_argument("--no-limit", dest="limit", action="store_false",
+                   help="skip the machine's-limit columns (monolithic curl PUT of the same bytes, sha256 rate)")
+    p.add_argument("--baseline-tree", type=Path, default=None,
+                   help="also assemble each cold model with the code in this folder (before/after, same run)")
     args = p.parse_args(argv)
     sizes = [float(x) for x in args.sizes.split(",")]
     shards = [int(x) for x in args.shards.split(",")]
     if len(sizes) != len(shards):
         print("--sizes and --shards need the same number of entries", file=sys.stderr)
         return 2
+    if args.baseline_tree and not (args.baseline_tree / "builder").is_dir():
+        print(f"--baseline-tree={args.baseline_tree}: no builder/ package there", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
     rows: list[dict] = []
     for size, n in zip(sizes, shards, strict=True):
         with tempfile.TemporaryDirectory(prefix="lmi-bench-assemble-") as tmp:
             rows += run_model(size, n, args, Path(tmp))
-    cols = [("docker_s", "docker s"), ("docker_bytes", "docker bytes"), ("registry_s", "ours s"),
-            ("registry_bytes", "ours bytes"), ("oras_s", "oras-py s"), ("oras_bytes", "oras-py bytes")]
+    cols = [("docker_s", "docker s"), ("docker_bytes", "docker bytes"), ("baseline_s", "before s"),
+            ("registry_s", "ours s"), ("registry_bytes", "ours bytes"), ("limit_put_s", "1 PUT s"),
+            ("sha256_MBps", "sha256 MB/s"), ("ours_vs_limit", "ours/PUT"), ("load_1m", "load"),
+            ("oras_s", "oras-py s"), ("oras_bytes", "oras-py bytes")]
     print(f"\n{'model':<22}{'scenario':<19}" + "".join(f"{h:>15}" for _, h in cols))
     for r in rows:
         if "registry_s" in r:
