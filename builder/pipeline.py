@@ -197,7 +197,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
                                "djl_python": runtime.djl_python_version})
             st.status = "passed" if runtime.built else "cached"
             if opts.assembler == "registry" and opts.registry:
-                base_image = _runtime_into_registry(runtime, opts.registry)
+                base_image = _runtime_into_registry(runtime, opts.registry, opts.cache_dir)
                 st.details["registry_base"] = base_image
         else:
             st.status, st.reason = "skipped", "the runtime is a published LMI image (pinned by digest at bake)"
@@ -395,23 +395,59 @@ def _smoke_host_gap(kind: str, accelerators: str) -> str | None:
     return None
 
 
-def _runtime_into_registry(runtime: Any, registry: str) -> str:
+def _runtime_into_registry(runtime: Any, registry: str, cache_dir: Path | None = None) -> str:
     """Registry assembly appends layers to a base that lives in a registry. The dev-cpu runtime is
-    built locally, so it is pushed once to the target registry's host (a no-op when present)."""
+    built locally, so it is pushed once to the target registry's host: under a lock per (registry,
+    runtime image), and only when the registry does not already hold this image (HEAD first), so two
+    builds at once neither push twice nor remove the local name the other is pushing (issue 15 item 9)."""
+    import hashlib
+
+    from filelock import FileLock
+
     from builder.engine import docker_client
-    from builder.publish.push import push_tag
+    from builder.paths import cache_dir as _cache_dir
+    from builder.publish.push import PushError, push_tag, pushed_name
+    from builder.registry.client import RegistryClient
 
     host = registry.split("/", 1)[0]
-    repo = f"{host}/lmi-build/dev-cpu"
+    path = "lmi-build/dev-cpu"
+    repo = f"{host}/{path}"
     tag = runtime.ref.rsplit(":", 1)[-1]
-    client = docker_client("runtime")
-    client.images.get(runtime.image_id).tag(repo, tag)
     creds = _registry_credentials(registry)
-    auth = {"username": creds.username, "password": creds.password.get_secret_value()} if creds else None
-    try:
-        outcome = push_tag(client, repo, tag, auth)
-    finally:
-        client.images.remove(f"{repo}:{tag}")  # only the local name made for the push; the image stays
+    api = RegistryClient(host, creds, stage="runtime")
+
+    def present() -> str | None:  # the registry's digest of this very image at repo:tag, else None
+        import json
+
+        digest = api.manifest_digest(path, tag)
+        if digest is None:
+            return None
+        body, _, _ = api.get_manifest(path, digest)
+        try:
+            config = (json.loads(body).get("config") or {}).get("digest")
+        except ValueError:
+            return None
+        return digest if config == runtime.image_id else None
+
+    locks = _cache_dir(cache_dir) / "runtime"
+    locks.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{host}|{runtime.image_id}".encode()).hexdigest()[:16]
+    with FileLock(str(locks / f"push-{key}.lock")):
+        digest = present()
+        if digest is not None:
+            console.info(f"  {repo}:{tag} already holds this runtime ({digest[:19]}): not pushed")
+            return f"{repo}@{digest}"
+        client = docker_client("runtime")
+        auth = {"username": creds.username, "password": creds.password.get_secret_value()} if creds else None
+        try:
+            with pushed_name(client, runtime.image_id, repo, tag):  # only the local name made for the push
+                outcome = push_tag(client, repo, tag, auth)
+        except PushError:
+            # a build with another cache folder (another lock) may have pushed it meanwhile
+            digest = present()
+            if digest is None:
+                raise
+            return f"{repo}@{digest}"
     if not outcome.digest:
         raise BuilderError(f"pushing the dev-cpu runtime to {repo} returned no digest", stage="runtime")
     return f"{repo}@{outcome.digest}"
