@@ -69,7 +69,14 @@ def run(args: argparse.Namespace) -> int:
         compile_executor=args.compile_executor, cache_remote=args.cache_remote,
         skip_smoke=args.skip_smoke, allow_dev_runtime=args.allow_dev_runtime, lmi_check=args.lmi_check,
         s3=args.s3, s3_prune=args.s3_prune)
-    record = run_build(opts)
+    from builder.multi import is_multi_file
+
+    if is_multi_file(args.recipe):  # top-level models: (docs/multi-model.md)
+        from builder.multi.pipeline import run_multi_build
+
+        record = run_multi_build(opts)
+    else:
+        record = run_build(opts)
     # stdout carries one machine-readable line: the image reference (pinned when assembled in a registry)
     ref = record.image.get("reference") or (record.image.get("tags") or [record.image.get("image_id", "")])[0]
     sys.stdout.write(f"{ref}\n")

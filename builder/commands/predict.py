@@ -26,6 +26,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=_seconds, default=300, metavar="S",
                    help="deadline for the whole answer, connect to last byte (default 300)")
     p.add_argument("--new", action="store_true", help="always start a temporary container")
+    p.add_argument("--model", metavar="NAME", help="multi-model image: the model to ask (POST /predictions/NAME; "
+                   "docs/multi-model.md)")
     add_runtime_options(p)
 
 
@@ -75,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     env = parse_env(args.env)
     client = docker_client()
     info = inspect_image(client, resolve_image(args.image))
+    from builder.multi.smoke import predict_path
+
+    path = predict_path(info, getattr(args, "model", None))
 
     def write(text: str) -> None:
         sys.stdout.write(text)
@@ -84,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if running is not None:
         cid, port = running
         console.info(f"using the running serve container {cid[:12]} on http://127.0.0.1:{port}")
-        status = send(f"http://127.0.0.1:{port}", data, timeout=args.timeout, write=write)
+        status = send(f"http://127.0.0.1:{port}", data, timeout=args.timeout, write=write, path=path)
     else:
         box = make_server(client, info, accelerators=args.accelerators, port=pick_port(args.port), env=env,
                           ephemeral=True)
@@ -93,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 box.start()
                 console.info(f"started {box.name} on {box.url}; waiting for /ping")
                 wait_until_ready(box, info)
-                status = send(box.url, data, timeout=args.timeout, write=write)
+                status = send(box.url, data, timeout=args.timeout, write=write, path=path)
             finally:
                 box.remove()
     if status >= 400:

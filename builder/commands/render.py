@@ -27,8 +27,13 @@ def run(args: argparse.Namespace) -> int:
     from builder.lmi.render import render
     from builder.lmi.resolve import resolve
     from builder.lmi.rules import validate
+    from builder.multi import is_multi_file
     from builder.recipe import load_recipe
 
+    if is_multi_file(args.recipe):  # one folder per model (builder/multi/render.py)
+        from builder.multi.render import render_multi
+
+        return render_multi(args.recipe, args.output)
     loaded = load_recipe(args.recipe)
     diags = validate(loaded)
     if has_errors(diags) or loaded.recipe is None:

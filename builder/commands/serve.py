@@ -57,7 +57,11 @@ def _serve(box, info, readiness_timeout: float | None) -> None:
         seconds = wait_until_ready(box, info, deadline_s=readiness_timeout)
         print(box.url, flush=True)  # stdout: the one machine-readable answer
         console.step(f"ready after {seconds:.1f} s: {box.url}")
-        console.info(curl_line(box.url, info.settings.prompt, info.settings.max_new_tokens))
+        from builder.multi.smoke import curl_lines
+
+        for line in curl_lines(box.url, info) or [curl_line(box.url, info.settings.prompt,
+                                                            info.settings.max_new_tokens)]:
+            console.info(line)
         while True:
             running, code, status = box.state()
             if not running:

@@ -27,6 +27,7 @@ SUFFIXES = (".yaml", ".yml")
 # A file that does not parse is judged by its text (`model:` and `container:` at column 0), so a broken
 # recipe is still validated and its error shown. A file named on the command line is always validated.
 RECIPE_KEYS = ("model", "container")
+MULTI_KEYS = ("models", "container")  # a multi-model recipe (docs/multi-model.md)
 SCHEMA_MODELINE = re.compile(r"^#\s*yaml-language-server:.*\$schema=\S*recipe\.schema\.json", re.M)
 MAX_SNIFF = 1 << 20  # bigger files are judged by the text of their first MiB (the loader refuses them anyway)
 NOT_A_RECIPE = "not a recipe (no top-level model: and container: keys)"
@@ -66,8 +67,9 @@ def is_recipe(path: Path) -> bool:
         except (yaml.YAMLError, RecursionError, ValueError):
             pass  # judged by its text below
         else:
-            return isinstance(data, dict) and all(k in data for k in RECIPE_KEYS)
-    return all(re.search(rf"^{k}\s*:", text, re.M) for k in RECIPE_KEYS)
+            return isinstance(data, dict) and (all(k in data for k in RECIPE_KEYS)
+                                               or all(k in data for k in MULTI_KEYS))
+    return any(all(re.search(rf"^{k}\s*:", text, re.M) for k in keys) for keys in (RECIPE_KEYS, MULTI_KEYS))
 
 
 def find_recipes(paths: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -102,9 +104,14 @@ def collect(paths: list[Path]) -> list[Path]:
 
 
 def validate_one(path: Path, *, with_fit: bool = True, cache_dir: Path | None = None) -> list[Diagnostic]:
+    from builder.multi import is_multi_file
     from builder.validation import validate_path
 
     try:
+        if is_multi_file(path):  # top-level models: (builder/multi/validate.py)
+            from builder.multi.validate import validate_multi_path
+
+            return validate_multi_path(path, with_fit=with_fit, cache_dir=cache_dir)[1]
         return validate_path(path, with_fit=with_fit, cache_dir=cache_dir)[1]
     except Exception as exc:  # a bug in a rule must not hide the other files' results or print a traceback
         return [Diagnostic("internal-error", "error", f"the validator failed on this file ({type(exc).__name__}: "

@@ -38,6 +38,12 @@ def resolve_image(text: str) -> str:
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise UsageError(f"{text}: no such recipe file")
+        from builder.multi import is_multi_file
+
+        if is_multi_file(path):
+            from builder.multi.image import image_for_multi
+
+            return image_for_multi(path)
         from builder.pipeline import image_for_recipe
 
         return image_for_recipe(path)

@@ -116,13 +116,13 @@ def parse_data(text: str) -> dict | list:
 
 
 def send(url: str, data: dict | list, *, timeout: float, write: Callable[[str], None],
-         label: str = "--timeout") -> int:
+         label: str = "--timeout", path: str = "/invocations") -> int:
     """POST /invocations; the answer goes to ``write`` (streamed line by line for jsonlines).
     The whole exchange ends by ``timeout`` seconds (``label`` names the option that set it).
     Returns the HTTP status."""
     limit = Deadline(timeout, label)
     try:
-        with open_request("POST", f"{url}/invocations", json=data, deadline=limit) as r:
+        with open_request("POST", f"{url}{path}", json=data, deadline=limit) as r:
             ctype = r.content_type
             if "jsonlines" in ctype or "event-stream" in ctype:
                 for line in r.lines():
@@ -133,5 +133,5 @@ def send(url: str, data: dict | list, *, timeout: float, write: Callable[[str], 
             return r.status
     except HttpFailure as exc:
         if exc.kind in ("refused", "connection"):
-            raise BuilderError(f"cannot reach {url}/invocations: {exc}", stage=STAGE) from None
-        raise BuilderError(f"{url}/invocations: {exc}", stage=STAGE) from None
+            raise BuilderError(f"cannot reach {url}{path}: {exc}", stage=STAGE) from None
+        raise BuilderError(f"{url}{path}: {exc}", stage=STAGE) from None

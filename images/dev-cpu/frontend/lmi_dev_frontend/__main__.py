@@ -51,6 +51,20 @@ def _model_location(args, config: dict[str, str]) -> tuple[str, str]:
     return os.path.basename(store) or "model", store
 
 
+def store_models(args, config: dict[str, str], store: str) -> list[tuple[str, str]]:
+    """The models of a multi-model store, [(name, dir)], else []: no ``-m``/``load_models`` list, no
+    serving.properties at the store's root, and every entry not starting with '.' a folder -- DJL's rule
+    for ``load_models=ALL`` (reference/lmi-runtime.md §13: "if every entry in it is a directory or an
+    archive, each entry is loaded as its own model")."""
+    url = args.models or config.get("load_models")
+    if (url and url != "ALL") or not os.path.isdir(store) or os.path.isfile(os.path.join(store, "serving.properties")):
+        return []
+    entries = sorted(e for e in os.listdir(store) if not e.startswith("."))
+    if not entries or not all(os.path.isdir(os.path.join(store, e)) for e in entries):
+        return []
+    return [(e, os.path.join(store, e)) for e in entries]
+
+
 def _bind_address(config: dict[str, str]) -> tuple[str, int]:
     address = config.get("inference_address") or DEFAULT_ADDRESS
     parts = urlsplit(address if "://" in address else f"http://{address}")
@@ -76,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                                                      "config.properties")
         config = global_config(_read_props(conf_file), env)
         name, model_dir = _model_location(args, config)
+        several = store_models(args, config, model_dir)
+        if several:
+            return _serve_several(several, config, env, log)
         props_path = os.path.join(model_dir, "serving.properties")
         model_props = merge_model_properties(_read_props(props_path), env)
     except (PropertiesError, OSError, ValueError) as exc:
@@ -125,6 +142,74 @@ def main(argv: list[str] | None = None) -> int:
     server = make_server(host, port, FrontEnd(result["model"], config, knobs))
     log.info("Initialize BOTH server with: http://%s:%d (dev-cpu front end, djl_python %s)",
              host, port, _djl_python_version())
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _load_one(name: str, model_dir: str, model_props: dict[str, str], env: dict[str, str], knobs, timeout: float,
+              log) -> object | None:
+    """Load one model of a multi-model store within its loading timeout; None (logged) on failure."""
+    import importlib
+
+    from . import model as model_mod
+
+    result: dict = {}
+
+    def _load() -> None:
+        try:
+            if "load" in knobs.hang:
+                while True:
+                    time.sleep(3600)
+            # DJL gives each model its own Python process; here they share one, so each handler is
+            # imported as a fresh ``model`` module (two model.py files must not share their globals)
+            sys.modules.pop("model", None)
+            importlib.invalidate_caches()
+            result["model"] = model_mod.load(name, model_dir, model_props, env)
+        except BaseException:
+            result["error"] = traceback.format_exc()
+
+    loader = threading.Thread(target=_load, name=f"model-loader-{name}", daemon=True)
+    loader.start()
+    loader.join(timeout)
+    if loader.is_alive():
+        log.error("Model %s did not load within %.0f s (option.model_loading_timeout)", name, timeout)
+        return None
+    if "error" in result:
+        sys.stdout.flush()
+        sys.stderr.write(f"Failed to load model {name} from {model_dir}:\n{result['error']}")
+        sys.stderr.flush()
+        return None
+    return result["model"]
+
+
+def _serve_several(models: list[tuple[str, str]], config: dict[str, str], env: dict[str, str], log) -> int:
+    """A multi-model store: load every model (each with its own serving.properties), then bind."""
+    from .server import FrontEnd, Knobs, make_server
+
+    knobs = Knobs(env)
+    delay = float(env.get("LMI_DEV_LOAD_DELAY_S") or 0)
+    if delay > 0:
+        time.sleep(delay)
+    loaded = []
+    for name, model_dir in models:
+        props = merge_model_properties(_read_props(os.path.join(model_dir, "serving.properties")), env)
+        timeout = float(props.get("option.model_loading_timeout") or env.get("MODEL_LOADING_TIMEOUT")
+                        or DEFAULT_LOADING_TIMEOUT_S)
+        started = time.monotonic()
+        one = _load_one(name, model_dir, props, env, knobs, timeout, log)
+        if one is None:
+            return 1  # like DJL with wait_model_loading: a model that fails to load stops the server
+        log.info("Model %s loaded in %.2f s", name, time.monotonic() - started)
+        loaded.append(one)
+    host, port = _bind_address(config)
+    server = make_server(host, port, FrontEnd(loaded, config, knobs))
+    log.info("Initialize BOTH server with: http://%s:%d (dev-cpu front end, djl_python %s, %d models: %s)",
+             host, port, _djl_python_version(), len(loaded), ", ".join(m.name for m in loaded))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

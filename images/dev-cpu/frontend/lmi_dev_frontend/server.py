@@ -7,6 +7,10 @@
   code, properties (as headers) and content come back. A streaming ``Output`` is sent chunked,
   ``application/jsonlines`` unless the handler names another content type.
 - ``GET /models``, ``GET /models/<model>``: the management listing.
+- Several models (a model store whose entries are all folders, §13): ``/predictions/<model>`` and
+  ``/models/<model>/invoke`` address one; ``/invocations`` takes the name from ``model_name`` (query
+  or header, as DJL's ``InferenceRequestHandler.handleInvocations`` reads it) or from SageMaker's
+  ``X-Amzn-SageMaker-Target-Model`` header, else answers 400 "Parameter model_name is required.".
 - Front-end errors use DJL's ``{"code", "type", "message"}`` body; handler errors keep LMI's
   ``{"code": 424, "message": "invoke handler failure", "error": ...}``.
 """
@@ -19,7 +23,7 @@ import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from .model import LoadedModel, invoke
 
@@ -37,11 +41,16 @@ class Knobs:
         self.hang = {h.strip() for h in (env.get("LMI_DEV_HANG") or "").split(",") if h.strip()}
 
 
+TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
+
+
 class FrontEnd:
-    def __init__(self, model: LoadedModel, config: dict[str, str], knobs: Knobs):
-        self.model = model
+    def __init__(self, model: LoadedModel | list[LoadedModel], config: dict[str, str], knobs: Knobs):
+        models = model if isinstance(model, list) else [model]
+        self.models: dict[str, LoadedModel] = {m.name: m for m in models}
+        self.model = models[0]  # the one model of a single-model store
         self.knobs = knobs
-        self.queue_size = int(config.get("job_queue_size") or model.options.get("job_queue_size") or 1000)
+        self.queue_size = int(config.get("job_queue_size") or self.model.options.get("job_queue_size") or 1000)
         self.max_request_size = int(config.get("max_request_size") or 64 * 1024 * 1024)
         self.waiting = 0
         self.waiting_lock = threading.Lock()
@@ -83,7 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._sent = 0
         path = urlsplit(self.path).path.rstrip("/") or "/"
         parts = [p for p in path.split("/") if p]
-        name = self.frontend.model.name
+        models = self.frontend.models
         try:
             if parts == ["ping"] and method in ("GET", "POST"):
                 self._ping()
@@ -92,18 +101,18 @@ class _Handler(BaseHTTPRequestHandler):
                   or (len(parts) == 3 and parts[0] == "models" and parts[2] == "invoke")):
                 if method != "POST":
                     self._error(405, "MethodNotAllowedException", "Method not allowed")
-                elif len(parts) >= 2 and parts[0] in ("predictions", "models") and parts[1] != name:
-                    self._error(404, "ModelNotFoundException", f"Model not found: {parts[1]}")
                 else:
-                    self._invoke()
+                    target = self._target(parts)
+                    if target is not None:
+                        self._invoke(target)
             elif parts == ["models"] and method == "GET":
-                self._json(200, {"models": [{"modelName": name, "modelUrl": f"file:{self.frontend.model.model_dir}/",
-                                             "status": "READY"}]})
+                self._json(200, {"models": [{"modelName": m.name, "modelUrl": f"file:{m.model_dir}/",
+                                             "status": "READY"} for m in models.values()]})
             elif len(parts) == 2 and parts[0] == "models" and method == "GET":
-                if parts[1] != name:
+                if parts[1] not in models:
                     self._error(404, "ModelNotFoundException", f"Model not found: {parts[1]}")
                 else:
-                    self._json(200, [self._describe()])
+                    self._json(200, [self._describe(models[parts[1]])])
             else:
                 self._error(404, "ResourceNotFoundException",
                             "Requested resource is not found, please refer to API document.")
@@ -113,18 +122,40 @@ class _Handler(BaseHTTPRequestHandler):
                         self.request_version, self._status, ms, self._sent)
 
     # --- routes ------------------------------------------------------------------
+    def _target(self, parts: list[str]) -> LoadedModel | None:
+        """The model a request addresses (None: an error was sent). A path names it; /invocations reads
+        ``model_name`` (query, then header, like DJL) or SageMaker's target-model header."""
+        models = self.frontend.models
+        if parts[0] in ("predictions", "models"):
+            name = parts[1]
+        else:
+            query = parse_qs(urlsplit(self.path).query)
+            name = (query.get("model_name") or [""])[0] or self.headers.get("model_name") or ""
+            if not name and len(models) > 1:  # one model: served whatever the header says, as before
+                name = self.headers.get(TARGET_MODEL_HEADER) or ""
+            if not name:
+                if len(models) == 1:
+                    return self.frontend.model
+                self._error(400, "BadRequestException", "Parameter model_name is required.")
+                return None
+            if name not in models and name.endswith(".tar.gz"):  # an MME TargetModel names the archive
+                name = name[:-len(".tar.gz")]
+        if name not in models:
+            self._error(404, "ModelNotFoundException", f"Model not found: {name}")
+            return None
+        return models[name]
+
     def _ping(self) -> None:
         if "ping" in self.frontend.knobs.hang:
             _hang_forever()
         status = self.frontend.knobs.ping_status
-        name = self.frontend.model.name
+        names = list(self.frontend.models)
         if status and status != 200:
-            self._json(status, {name: {"status": "Unhealthy"}})
+            self._json(status, {name: {"status": "Unhealthy"} for name in names})
         else:
-            self._json(200, {name: {"status": "Healthy"}})
+            self._json(200, {name: {"status": "Healthy"} for name in names})
 
-    def _describe(self) -> dict:
-        m = self.frontend.model
+    def _describe(self, m: LoadedModel) -> dict:
         return {"modelName": m.name, "modelUrl": f"file:{m.model_dir}/", "minWorkers": 1, "maxWorkers": 1,
                 "batchSize": 1, "maxBatchDelayMillis": 100, "maxIdleSeconds": 60,
                 "queueSize": self.frontend.queue_size, "requestInQueue": self.frontend.waiting,
@@ -133,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
                                   "workers": [{"id": 1, "status": "READY"}]}],
                 "entryPoint": m.entry_point, "devRuntime": True}
 
-    def _invoke(self) -> None:
+    def _invoke(self, model: LoadedModel) -> None:
         fe = self.frontend
         length = int(self.headers.get("Content-Length") or 0)
         if length > fe.max_request_size:
@@ -156,8 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
                 _hang_forever()
             props = {k.lower(): v for k, v in self.headers.items()}
             props.setdefault("content-type", "application/json")
-            with fe.model.lock:
-                output = invoke(fe.model, props, body)
+            with model.lock:
+                output = invoke(model, props, body)
                 self._send_output(output)
         finally:
             with fe.waiting_lock:
