@@ -171,6 +171,7 @@ class UploadState:
 
     location: str
     confirmed: int = 0
+    handed: int = 0  # session offset up to which bytes were handed to the connection (answered or not)
     watch: RangeWatch = field(default_factory=RangeWatch)
 
 
@@ -422,6 +423,8 @@ class RegistryClient:
         def counted() -> Iterator[bytes]:
             for chunk in chunks:
                 sent[0] += len(chunk)
+                if state is not None:
+                    state.handed = offset + sent[0]
                 yield chunk
 
         body: Iterable[bytes] = counted() if size is None else SizedBody(counted(), size)
@@ -451,6 +454,8 @@ class RegistryClient:
             if pending is not None:
                 # the part before the last: a full one; the offset is what was sent (ECR: #2831)
                 end = offset + len(pending) - 1
+                if state is not None:
+                    state.handed = end + 1
                 resp = self.request("PATCH", location, data=pending, retry_auth=False,
                                     headers={"Content-Type": "application/octet-stream",
                                              "Content-Range": f"{offset}-{end}",

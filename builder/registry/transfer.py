@@ -226,7 +226,7 @@ def _skip(chunks: Iterable[bytes], n: int) -> Iterator[bytes]:
 
 @dataclass
 class Transfer:
-    sent: int = 0  # bytes sent over every attempt
+    sent: int = 0  # bytes handed to the connection over every attempt (a broken request counts whole)
     resumed: int = 0  # times the upload went on where the registry said it stood
     restarted: int = 0  # times it began again in a new session
 
@@ -248,20 +248,20 @@ def resumable_upload(target: RegistryClient, repo: str, open_stream: Callable[[]
     stop = stop or threading.Event()
     report = Transfer()
     state: UploadState | None = None
-    reached = 0  # session offset the current stream got to (confirmed or in flight)
     interrupted = False
     verify_fresh = False  # a resumed upload whose digest was refused: once more from the start
     for attempt in range(1, attempts + 1):
         stream: Prefetch | None = None
+        counting: tuple[UploadState, int] | None = None  # (session, its offset when this attempt began)
         try:
             if state is None:
                 state = UploadState(target.start_upload(repo))
             elif interrupted or verify_fresh:
                 have, where = (target.upload_status(state.location)
                                if state.watch.trusted and not verify_fresh else (None, state.location))
-                if have is not None and 0 < have <= reached:
+                if have is not None and 0 < have <= state.handed:
                     console.info(f"    {name}: resuming at {have:,} B (the registry holds them; "
-                                 f"{reached - have:,} B to send again)")
+                                 f"{state.handed - have:,} B of the interrupted request to send again)")
                     state.location, state.confirmed = where, have
                     report.resumed += 1
                 else:
@@ -270,20 +270,13 @@ def resumable_upload(target: RegistryClient, repo: str, open_stream: Callable[[]
                     console.info(f"    {name}: the registry kept no usable part of the upload; starting it again")
                     report.restarted += 1
                 interrupted = verify_fresh = False
-            start_at = state.confirmed
-            reached = start_at
+            start_at = state.handed = state.confirmed
+            counting = (state, start_at)
             stream = Prefetch(open_stream(), stop)
-
-            def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
-                nonlocal reached
-                for chunk in chunks:
-                    reached += len(chunk)
-                    report.sent += len(chunk)
-                    yield chunk
-
-            body = counted(_skip(stream, start_at))
+            body = _skip(stream, start_at)
             if target.part_size:
                 _, last = target.upload_parts(state.location, body, target.part_size, state=state)
+                state.handed += len(last)
                 target.finish_upload(state.location, digest(), last)
             else:
                 target.upload_stream(state.location, body, state=state,
@@ -310,4 +303,6 @@ def resumable_upload(target: RegistryClient, repo: str, open_stream: Callable[[]
         finally:
             if stream is not None:
                 stream.close()
+            if counting is not None:  # bytes put on the wire by this attempt, answered or not
+                report.sent += counting[0].handed - counting[1]
     raise AssertionError("unreachable")
