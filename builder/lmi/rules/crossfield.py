@@ -78,7 +78,7 @@ TNX_CTX = rule("tnx-context-length-estimate", "Transformers-NeuronX: context_len
                "list of integers", "write e.g. 256,512,1024",
                f"djl-serving@0.29.0-dlc..0.34.0-dlc:{PM}tnx_properties.py parse_context_length")
 STREAM_DYN = rule("streaming-dynamic-batching", "enable_streaming cannot be combined with dynamic batching "
-                  "(batch_size > 1 turns rolling batch off)", "remove enable_streaming or the batch size",
+                  "(option.batch_size > 1 turns rolling batch off)", "remove enable_streaming or option.batch_size",
                   f"djl-serving@0.29.0-dlc..{LATEST}:{PM}properties.py validate_batch_size")
 FML_DRAFT = rule("lmi-dist-fast-loader-draft", "lmi-dist cannot combine load_format sagemaker_fast_model_loader "
                  "with a speculative draft model", "remove speculative_draft_model or the load_format",
@@ -114,21 +114,20 @@ def text(ctx: Ctx, key: str) -> str | None:
 
 
 def _entry(ctx: Ctx) -> str | None:
-    if ctx.recipe.model.entry_point:
-        return None  # a custom handler reads the properties its own way
-    if "entryPoint" in ctx.opts:
-        return str(ctx.opts["entryPoint"])
+    """The handler LMI runs for this recipe, as resolve pins it (one place decides it)."""
+    from builder.lmi import resolve
+
+    pick = getattr(resolve, "pick_entry_point", None) or resolve._entry_point  # the name differs by revision
     assert ctx.release
-    return ctx.release.default_entry_point
+    return pick(ctx.recipe, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
 
 
 def uses_vllm_properties(ctx: Ctx) -> bool:
     """VllmRbProperties is built by the vLLM rolling batcher and by the async service (djl_python/lmi_vllm/
-    vllm_async_service.py, from 0.33.0-dlc on): rolling_batch vllm, or async mode / auto on that entry point."""
+    vllm_async_service.py, from 0.33.0-dlc on): rolling_batch vllm, or a recipe whose handler is that service."""
     if ctx.rolling_batch == "vllm":
         return True
-    async_mode = as_bool(ctx.opts.get("async_mode")) is True
-    return ctx.family == "lmi" and (async_mode or ctx.rolling_batch == "auto") and _entry(ctx) == ASYNC_ENTRY_POINT
+    return ctx.family == "lmi" and not ctx.recipe.model.entry_point and _entry(ctx) == ASYNC_ENTRY_POINT
 
 
 def _literal(raw: str) -> tuple[bool, Any]:
@@ -177,15 +176,14 @@ def check_streaming(ctx: Ctx) -> None:
     streaming = text(ctx, "enable_streaming")
     if streaming is None or streaming.strip().lower() == "false":
         return
-    s = ctx.recipe.serving
-    for path, value in ((("serving", "batch_size"), s.batch_size),
-                        (("serving", "max_dynamic_batch_size"), s.max_dynamic_batch_size),
-                        (ctx.opt_path("batch_size"), ctx.opts.get("batch_size"))):
-        if value is not None and str(value).strip().isdigit() and int(str(value).strip()) > 1:
-            ctx.error(ctx.opt_path("enable_streaming"), STREAM_DYN, f"enable_streaming={streaming} with "
-                      f"{'.'.join(map(str, path))}={value}: LMI cannot stream with dynamic batching (batch_size > 1 "
-                      "turns rolling batch off) and refuses it at start-up; remove enable_streaming or the batch size")
-            return
+    # Python's Properties see option.batch_size only: ModelInfo hands the engine the option.* keys and keeps
+    # serving.batch_size for its own batching (wlm/src/main/java/ai/djl/serving/wlm/ModelInfo.java, 0.36.0-lmi27-dlc
+    # lines 599-604), so only option.batch_size reaches validate_batch_size.
+    value = ctx.opts.get("batch_size")
+    if value is not None and str(value).strip().isdigit() and int(str(value).strip()) > 1:
+        ctx.error(ctx.opt_path("enable_streaming"), STREAM_DYN, f"enable_streaming={streaming} with "
+                  f"option.batch_size={value}: LMI cannot stream with dynamic batching (batch_size > 1 turns "
+                  "rolling batch off) and refuses it at start-up; remove enable_streaming or option.batch_size")
 
 
 def check_lmi_dist(ctx: Ctx) -> None:
