@@ -263,8 +263,9 @@ def check_values(ctx: Ctx) -> None:
 
 def check_bitsandbytes(ctx: Ctx) -> None:
     assert ctx.release
+    # HuggingFaceProperties of the HF accelerate handler (djl_python/huggingface.py), not the async services
     if ctx.rolling_batch != "disable" or not ALL.covers(ctx.release) or ctx.family not in ("lmi", "cpu", "dev-cpu") \
-            or ctx.recipe.model.entry_point or as_bool(ctx.opts.get("async_mode")) is True:
+            or ctx.recipe.model.entry_point or _entry(ctx) != "djl_python.huggingface":
         return
     if "device_map" in ctx.opts:
         return
