@@ -103,7 +103,8 @@ def test_custom_handler_decides_itself(tmp_path: Path) -> None:
     assert diags(recipe(tmp_path, {"path": "m", "entry_point": "handler.py"})) == []
 
 
-def _cache_with(cache: Path, source: str, revision: str | None, files: dict[str, bytes]) -> None:
+def _cache_with(cache: Path, source: str, revision: str | None, files: dict[str, bytes],
+                key: str | None = None) -> None:
     root = cache / "models"
     (root / "manifests").mkdir(parents=True)
     (root / "blobs" / "sha256").mkdir(parents=True)
@@ -112,8 +113,8 @@ def _cache_with(cache: Path, source: str, revision: str | None, files: dict[str,
         sha = hashlib.sha256(data).hexdigest()
         (root / "blobs" / "sha256" / sha).write_bytes(data)
         entries.append(FileEntry(name=name, size=len(data), sha256=sha))
-    key = f"{source}@{revision}" if revision else source
-    man = Manifest(key=key, source=source, source_kind="hub", revision=revision, files=entries, digest="sha256:0",
+    key = key or (f"{source}@{revision}" if revision else source)
+    man = Manifest(key=key, source=source, source_kind="s3" if source.startswith("s3://") else "hub", revision=revision, files=entries, digest="sha256:0",
                    created=0.0)
     (root / "manifests" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json").write_text(man.model_dump_json())
 
@@ -130,6 +131,16 @@ def test_cached_hub_model_with_auto_map_needs_trust(tmp_path: Path) -> None:
     # another revision is not judged by this cache entry
     other = recipe(tmp_path, {"id": "org/custom", "revision": "f" * 40})
     assert diags(other, cache) == []
+
+
+def test_cached_s3_model_is_found_by_its_source(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    # S3 manifests are keyed by prefix and ETags (artifacts/s3.py); the check finds them by source
+    _cache_with(cache, "s3://bucket/custom/", None, {"config.json": json.dumps(AUTO_MAP).encode(),
+                                                     "model.safetensors": SAFETENSORS}, key="s3://bucket/custom/#ab")
+    path = recipe(tmp_path, {"s3": "s3://bucket/custom/"})
+    [d] = diags(path, cache)
+    assert d.rule == "trust-remote-code-needed" and d.location.line == line_of(path, "s3: s3://bucket/custom/")
 
 
 def test_cached_hub_model_with_trust_names_its_files(tmp_path: Path) -> None:

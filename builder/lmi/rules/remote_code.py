@@ -16,6 +16,7 @@ not, a warning where the release pins only a range (``>=4.56.0``) and the type c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -43,6 +44,7 @@ FILES = rule("trust-remote-code-files", "model.trust_remote_code: true runs the 
 CODE_RE = re.compile(r"^(modeling|configuration|tokenization|processing|image_processing|feature_extraction)_"
                      r"[A-Za-z0-9_]+\.py$")
 CONFIGS = ("config.json", "tokenizer_config.json")
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 CONFIG_MAX = 4 << 20  # a config.json is kilobytes; a bigger one is not read for this check
 MODEL_TYPES = Path(__file__).resolve().parents[2] / "catalog" / "transformers_model_types.yaml"
 
@@ -206,8 +208,13 @@ def cached_diagnostics(loaded: LoadedRecipe, cache_dir: Path | None) -> list[Dia
     source = f"hub:{m.id}" if m.id else (m.s3 or "")
     if source.startswith("s3://") and not source.endswith("/"):
         source += "/"
+    # the manifest's name is a hash of its key (ArtifactCache._name): a pinned Hub model is one file; an
+    # unpinned one or an S3 prefix (keyed by its ETags too, artifacts/s3.py) is the newest entry of that source
+    key = f"{source}@{m.revision}" if m.id and m.revision and SHA_RE.match(m.revision) else None
+    files = [root / "manifests" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"] if key else \
+        sorted((root / "manifests").glob("*.json"))
     best: tuple[float, Manifest] | None = None
-    for p in (root / "manifests").glob("*.json"):
+    for p in files:
         try:
             man = Manifest.model_validate_json(p.read_text())
             mtime = p.stat().st_mtime
