@@ -17,7 +17,9 @@ DESCRIPTION = (
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("properties", nargs="?", type=Path, help="serving.properties file")
+    p.add_argument("properties", nargs="?", type=Path,
+                   help="serving.properties file, or a folder with one sub-folder per model, each with its own "
+                        "serving.properties (writes a multi-model recipe, docs/multi-model.md)")
     p.add_argument("--env-file", type=Path, help="environment file (KEY=VALUE lines)")
     p.add_argument("--family", required=True, choices=["lmi", "tensorrt-llm", "neuronx", "cpu", "dev-cpu"])
     p.add_argument("--version", required=True, help='LMI release, e.g. "lmi-27.0.0" (a DJL version that names one release, e.g. "0.29.0", also works)')
@@ -41,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise dg.UsageError("give a serving.properties file, --env-file, or both")
     if args.output and args.output.exists() and not args.force:
         raise dg.UsageError(f"{args.output} exists; pass --force to overwrite it")
+    if args.properties is not None and args.properties.is_dir():
+        return _import_folder(args)
     try:
         sources = read_sources(args.properties, args.env_file)
     except LocatedImportError as exc:
@@ -75,6 +79,45 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise dg.BuilderError(f"cannot write {args.output}: {exc.strerror or exc}", stage="import") from None
         info(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _import_folder(args: argparse.Namespace) -> int:
+    """A folder of per-model serving.properties -> a multi-model recipe (builder/multi/importer.py)."""
+    import sys
+
+    from builder import diagnostics as dg
+    from builder.console import info, warn
+    from builder.multi.importer import import_folder, in_input
+    from builder.multi.loader import load_multi
+    from builder.multi.validate import validate_multi
+
+    if args.env_file is not None or args.model_path:
+        raise dg.UsageError("--env-file and --model-path import one model; a folder's models are its sub-folders")
+    data, notes, sources, subs = import_folder(args.properties, family=args.family, version=args.version,
+                                               instance_type=args.instance_type, name=args.name, output=args.output)
+    text = f"# Imported by 'lmi-build import' from the model folders of {_comment_text(str(args.properties))}.\n" \
+        + _dump(data)
+    target = args.output or Path(os.getcwd()) / ".lmi-import-check.yaml"
+    diags = [in_input(d, sources, subs) for d in validate_multi(load_multi(target, text), with_fit=False)]
+    for note in notes:
+        warn(note)
+    if dg.has_errors(diags):
+        raise dg.DiagnosticError(diags, stage="import")
+    for d in diags:
+        info(d.format())
+    if args.output:
+        from builder.atomic import atomic_write
+
+        try:
+            if args.output.is_dir():
+                raise IsADirectoryError(21, "is a folder, not a file", str(args.output))
+            atomic_write(args.output, text.encode("utf-8"), prefix=f".{args.output.name}.tmp-")
+        except OSError as exc:
+            raise dg.BuilderError(f"cannot write {args.output}: {exc.strerror or exc}", stage="import") from None
+        info(f"wrote {args.output} ({len(subs)} models)")
     else:
         sys.stdout.write(text)
     return 0

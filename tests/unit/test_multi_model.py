@@ -335,3 +335,50 @@ def test_predict_path_needs_a_model_for_a_multi_model_image() -> None:
     assert [line.split()[2] for line in curl_lines("http://h", multi)] == ["http://h/predictions/alpha",
                                                                            "http://h/predictions/beta"]
     assert curl_lines("http://h", single) == []
+
+
+# ---------------------------------------------------------------------------- import
+
+
+def _store(root: Path, lines: dict[str, str]) -> Path:
+    store = root / "store"
+    for name, text in lines.items():
+        shutil.copytree(ROOT / "recipes/examples/quickstart/model", store / name)
+        shutil.copy(ROOT / "recipes/examples/quickstart/model.py", store / name / "model.py")
+        (store / name / "serving.properties").write_text(text)
+    return store
+
+
+def test_import_a_folder_of_models_writes_a_valid_multi_model_recipe(workdir: Path, capsys) -> None:
+    from builder.cli import main
+
+    _store(workdir, {"Alpha": "engine=Python\noption.rolling_batch=disable\n",
+                     "beta": "engine=Python\noption.rolling_batch=disable\noption.model_loading_timeout=90\n"})
+    rc = main(["import", "store", "--family", "dev-cpu", "--version", "0.34.0", "--instance-type", "ml.m5.xlarge",
+               "-o", "multi.yaml"])
+    assert rc == 0, capsys.readouterr().err
+    data = yaml.safe_load((workdir / "multi.yaml").read_text())
+    assert [m["name"] for m in data["models"]] == ["alpha", "beta"]
+    assert [m["path"] for m in data["models"]] == ["store/Alpha", "store/beta"]
+    assert data["models"][1]["serving"]["option"]["model_loading_timeout"] == 90
+    loaded, diags = validate_multi_path(workdir / "multi.yaml")
+    assert loaded.ok and not [d for d in diags if d.severity == "error"]
+
+
+def test_import_locates_a_models_error_in_its_own_serving_properties(workdir: Path, capsys) -> None:
+    from builder.cli import main
+
+    _store(workdir, {"a": "engine=Python\noption.rolling_batch=disable\n",
+                     "b": "option.rolling_batch=disable\nengine=Pythn\n"})
+    rc = main(["import", "store", "--family", "dev-cpu", "--version", "0.34.0", "--instance-type", "ml.m5.xlarge"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "store/b/serving.properties:2:" in err and "[engine-value]" in err and "Traceback" not in err
+    assert not (workdir / "multi.yaml").exists()
+
+
+def test_import_a_folder_that_is_not_a_store_is_a_usage_error(workdir: Path, capsys) -> None:
+    from builder.cli import main
+
+    store = _store(workdir, {"a": "engine=Python\n"})
+    rc = main(["import", str(store / "a"), "--family", "dev-cpu", "--version", "0.34.0"])
+    assert rc == 2 and "lmi-build import" in capsys.readouterr().err
