@@ -64,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--readiness-timeout must be positive")
         overrides.readiness_timeout_s = args.readiness_timeout
     image = resolve_image(args.image)
+    from builder.multi.smoke import multi_smoke_command
+
+    multi = multi_smoke_command(image, args)  # a multi-model image: one generate per model (docs/multi-model.md)
+    if multi is not None:
+        return multi
     result = smoke_test(image, mode=args.smoke, accelerators=args.accelerators, log_dir=args.log_dir,
                         docker_client=docker_client(), port=args.port, overrides=overrides)
     if args.report:

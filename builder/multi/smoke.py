@@ -148,3 +148,22 @@ def _label() -> str:
     from builder.multi.image import MODELS_LABEL
 
     return MODELS_LABEL
+
+
+def multi_smoke_command(image: str, args) -> int | None:
+    """``lmi-build smoke IMAGE`` on a multi-model image: the multi-model smoke (None: not one, run the
+    single-model smoke as before)."""
+    from builder.smoke.image_info import inspect_image
+    from builder.smoke.run import docker_client
+
+    client = docker_client()
+    names = models_of(inspect_image(client, image))
+    if not names:
+        return None
+    result = smoke_multi(image, names, accelerators=args.accelerators, client=client)
+    console.info(f"smoke {result.status}: {result.reason}")
+    if args.report:
+        from builder.atomic import write_report
+
+        write_report(args.report, result.model_dump_json(indent=2) + "\n", stage="smoke")
+    return 0 if result.status == "passed" else 1

@@ -85,5 +85,7 @@ def test_two_model_image_builds_smokes_and_answers_both_names(two_models, docker
         out = capsys.readouterr()
         assert rc == 0, out.err
         assert json.loads(out.out)["generated_text"].strip()
+    assert main(["smoke", str(recipe), "--accelerators", "none"]) == 0  # the smoke command: every model
+    assert "one generate each" in capsys.readouterr().err
     rc = main(["predict", str(recipe), "--data", ask, "--accelerators", "none"])
     assert rc == 2 and "name one with --model NAME" in capsys.readouterr().err
