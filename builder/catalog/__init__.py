@@ -48,6 +48,11 @@ class Release(_Data):
     default_rolling_batch: str
     default_engine: str
     default_entry_point: str | None
+    # PyModel.java's choice when a model names no entryPoint: with async_mode=true (None: the default's),
+    # one that wins whatever rolling_batch says (v15), and whether `auto` means disable + async (v17+).
+    async_entry_point: str | None = None
+    forced_entry_point: str | None = None
+    auto_is_async: bool = False
     default_tensor_parallel_degree: str
     default_max_rolling_batch_size: dict[str, int]
     model_loading_timeout: int

@@ -91,7 +91,7 @@ def resolve(recipe: Recipe, catalog: Catalog | None = None) -> Resolved:
     pp = int(opts.get("pipeline_parallel_degree", 1)) if str(opts.get("pipeline_parallel_degree", 1)).isdigit() else 1
     workers = max(1, instance.devices // max(1, tp * pp)) if instance.kind != "cpu" else 1
 
-    entry_point = _entry_point(recipe, release, catalog, rolling_batch, opts)
+    entry_point = pick_entry_point(recipe, release, catalog, rolling_batch, opts)
 
     props: dict[str, str] = {"engine": engine}
     server = recipe.serving.server_keys()
@@ -134,18 +134,22 @@ def _tensor_parallel(value: Any, instance: Instance) -> int:
     return int(value)
 
 
-def _entry_point(recipe: Recipe, release: Release, catalog: Catalog, rolling_batch: str,
-                 opts: dict[str, Any]) -> str | None:
-    """The handler LMI would pick (§5), pinned (§18). Mirrors rules.backend.check_entry_point."""
+def pick_entry_point(recipe: Recipe, release: Release, catalog: Catalog, rolling_batch: str,
+                opts: dict[str, Any]) -> str | None:
+    """The handler LMI would pick (§5; PyModel.java of the release, see the profiles in containers.yaml),
+    pinned (§18). The one place that decides it: resolve and the rules both call this."""
     if recipe.model.entry_point:
         return PurePosixPath(recipe.model.entry_point).name  # baked beside serving.properties
     if "entryPoint" in opts:
         return str(opts["entryPoint"])
     if release.family == "neuronx":
         return "djl_python.transformers_neuronx"  # v0.29.0: Neuron devices get the TNX handler (§5)
+    if release.forced_entry_point:
+        return release.forced_entry_point  # v15: the vLLM image runs the async service whatever rolling_batch says
     async_mode = str(opts.get("async_mode", "")).lower() == "true"
-    if rolling_batch == "auto" or async_mode:
-        # what auto-configuration picks for this image (§7: master's auto -> async service)
+    if async_mode or (rolling_batch == "auto" and release.auto_is_async):
+        return release.async_entry_point or release.default_entry_point or "djl_python.huggingface"
+    if rolling_batch == "auto":
         return release.default_entry_point or "djl_python.huggingface"
     if rolling_batch == "trtllm" or release.family == "tensorrt-llm":
         return release.default_entry_point

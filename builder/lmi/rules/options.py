@@ -7,7 +7,7 @@ import difflib
 
 from builder.lmi.keys import OWNED_BY_MODEL, derived_keys, key_modes, known_keys, releases_reading
 from builder.lmi.properties import KEY_RE
-from builder.lmi.resolve import _entry_point, env_name
+from builder.lmi.resolve import env_name, pick_entry_point
 from builder.lmi.rules.base import Ctx, rule
 from builder.secrets import SECRET_NAME_RE as SECRET_RE  # one rule for validate and bake
 
@@ -99,7 +99,7 @@ def _dropped_message(ctx: Ctx, key: str, known: frozenset[str], entry_point: str
 
 def check_keys(ctx: Ctx) -> None:
     assert ctx.release
-    entry_point = _entry_point(ctx.recipe, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
+    entry_point = pick_entry_point(ctx.recipe, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
     known = known_keys(ctx.release, ctx.rolling_batch, entry_point)
     passed = set(ctx.recipe.serving.pass_through)
     for key in ctx.opts:
