@@ -40,9 +40,15 @@ def run(args: argparse.Namespace) -> int:
     from builder.artifacts.locate import local_model_dir
     from builder.console import console, info
     from builder.lmi.resolve import resolve
+    from builder.multi import is_multi_file
     from builder.paths import cache_dir
     from builder.recipe.loader import load_or_raise
 
+    if is_multi_file(args.recipe):
+        from builder.diagnostics import UsageError
+
+        raise UsageError(f"{args.recipe}: a multi-model recipe; inspect reads one model (not available for models: "
+                         "yet)", hint="lmi-build validate checks every model's fit (docs/multi-model.md)")
     loaded = load_or_raise(args.recipe)
     assert loaded.recipe is not None
     resolved = resolve(loaded.recipe)

@@ -167,7 +167,17 @@ def plan(paths: list[str], changed_since: str | None = None) -> dict[str, Any]:
     diags = []
     include: list[dict[str, Any]] = []
     unaffected: list[str] = []
+    from builder.multi import is_multi_file
+
     for f in files:
+        if is_multi_file(f):  # one entry for all its models (builder/multi/plan.py)
+            from builder.multi.plan import multi_entry
+
+            entry, bad, affected = multi_entry(f, catalog, (root, changed, changed_since) if changed_since else None)
+            diags += bad
+            if entry is not None:
+                (include.append(entry) if affected else unaffected.append(str(f)))
+            continue
         loaded = load_recipe(f)
         if not loaded.ok:
             diags += loaded.diagnostics

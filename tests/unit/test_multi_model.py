@@ -382,3 +382,14 @@ def test_import_a_folder_that_is_not_a_store_is_a_usage_error(workdir: Path, cap
     store = _store(workdir, {"a": "engine=Python\n"})
     rc = main(["import", str(store / "a"), "--family", "dev-cpu", "--version", "0.34.0"])
     assert rc == 2 and "lmi-build import" in capsys.readouterr().err
+
+
+def test_plan_gives_one_entry_for_all_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.commands.plan import plan
+
+    monkeypatch.chdir(ROOT)
+    result = plan(["recipes/examples"])
+    [entry] = [e for e in result["matrix"]["include"] if e["recipe"].endswith("multi-model-quickstart.yaml")]
+    assert entry["models"] == ["alpha", "beta"] and entry["kind"] == "cpu" and entry["recipe_hash"]
+    single = next(e for e in result["matrix"]["include"] if e["name"] == "quickstart")
+    assert entry["model_bytes"] == 2 * single["model_bytes"]  # the same model folder, counted per model
