@@ -213,8 +213,11 @@ def build_recipe(props: dict[str, str], *, family: str, version: str, instance_t
         else:
             notes.append(f"dropped '{key}': not a per-model serving.properties key (reference §4)")
     if release is not None:
+        from builder.lmi.resolve import pick_entry_point
+
         rb = str(option.get("rolling_batch", release.default_rolling_batch)).lower()
-        known = known_keys(release, rb)
+        # the keys of the handler LMI will run (v15 runs the async service even for rolling_batch vllm)
+        known = known_keys(release, rb, pick_entry_point(None, release, catalog, rb, option))
         unknown = sorted(k for k in option if k not in known and k != "engine")
         if unknown:
             serving["pass_through"] = unknown

@@ -91,7 +91,7 @@ def resolve(recipe: Recipe, catalog: Catalog | None = None) -> Resolved:
     pp = int(opts.get("pipeline_parallel_degree", 1)) if str(opts.get("pipeline_parallel_degree", 1)).isdigit() else 1
     workers = max(1, instance.devices // max(1, tp * pp)) if instance.kind != "cpu" else 1
 
-    entry_point = pick_entry_point(recipe, release, catalog, rolling_batch, opts)
+    entry_point = pick_entry_point(recipe.model.entry_point, release, catalog, rolling_batch, opts)
 
     props: dict[str, str] = {"engine": engine}
     server = recipe.serving.server_keys()
@@ -134,12 +134,13 @@ def _tensor_parallel(value: Any, instance: Instance) -> int:
     return int(value)
 
 
-def pick_entry_point(recipe: Recipe, release: Release, catalog: Catalog, rolling_batch: str,
-                opts: dict[str, Any]) -> str | None:
+def pick_entry_point(custom: str | None, release: Release, catalog: Catalog, rolling_batch: str,
+                     opts: dict[str, Any]) -> str | None:
     """The handler LMI would pick (§5; PyModel.java of the release, see the profiles in containers.yaml),
-    pinned (§18). The one place that decides it: resolve and the rules both call this."""
-    if recipe.model.entry_point:
-        return PurePosixPath(recipe.model.entry_point).name  # baked beside serving.properties
+    pinned (§18). The one place that decides it: resolve, the rules and import call this. ``custom`` is the
+    recipe's model.entry_point (a handler file of the user's)."""
+    if custom:
+        return PurePosixPath(custom).name  # baked beside serving.properties
     if "entryPoint" in opts:
         return str(opts["entryPoint"])
     if release.family == "neuronx":

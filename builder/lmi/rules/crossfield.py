@@ -115,11 +115,10 @@ def text(ctx: Ctx, key: str) -> str | None:
 
 def _entry(ctx: Ctx) -> str | None:
     """The handler LMI runs for this recipe, as resolve pins it (one place decides it)."""
-    from builder.lmi import resolve
+    from builder.lmi.resolve import pick_entry_point
 
-    pick = getattr(resolve, "pick_entry_point", None) or resolve._entry_point  # the name differs by revision
     assert ctx.release
-    return pick(ctx.recipe, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
+    return pick_entry_point(ctx.recipe.model.entry_point, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
 
 
 def uses_vllm_properties(ctx: Ctx) -> bool:

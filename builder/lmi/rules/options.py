@@ -99,7 +99,7 @@ def _dropped_message(ctx: Ctx, key: str, known: frozenset[str], entry_point: str
 
 def check_keys(ctx: Ctx) -> None:
     assert ctx.release
-    entry_point = pick_entry_point(ctx.recipe, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
+    entry_point = pick_entry_point(ctx.recipe.model.entry_point, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
     known = known_keys(ctx.release, ctx.rolling_batch, entry_point)
     passed = set(ctx.recipe.serving.pass_through)
     for key in ctx.opts:
