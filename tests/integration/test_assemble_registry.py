@@ -397,3 +397,20 @@ def test_build_command_writes_the_chosen_manifest_format(local_registry, crane, 
     assert ref == record["image"]["reference"]
     assert _media(local_registry.host, ref)[0] == expected
     crane.assert_valid(ref)
+
+
+def test_base_whose_config_and_layers_disagree_is_refused(local_registry, tmp_path):
+    """Our config appends to the base's rootfs.diff_ids: a base listing fewer than its layers is refused."""
+    client = RegistryClient(local_registry.host, stage="test")
+    base = push_base(local_registry.host, "base/diffids")
+    repo, _, digest = base.split("/", 1)[1].partition("@")
+    manifest = json.loads(client.get_manifest(repo, digest)[0])
+    config = json.loads(client.get_blob(repo, manifest["config"]["digest"]).content)
+    config["rootfs"]["diff_ids"] = []
+    cfg = json.dumps(config).encode()
+    manifest["config"].update(digest="sha256:" + hashlib.sha256(cfg).hexdigest(), size=len(cfg))
+    client.upload_bytes(repo, manifest["config"]["digest"], cfg)
+    bad = f"{local_registry.host}/{repo}@" + client.put_manifest(repo, "bad", json.dumps(manifest).encode(),
+                                                                 DOCKER_MANIFEST)
+    with pytest.raises(BuilderError, match="lists 0 diff_ids for 1 layers"):
+        _assemble(local_registry.host, tmp_path, bad, make_model(tmp_path / "model"), tmp_path / "cache")
