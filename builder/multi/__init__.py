@@ -14,7 +14,12 @@ def is_multi_file(path: str | Path) -> bool:
     import re
 
     p = Path(path)
-    if p.suffix not in (".yaml", ".yml"):
+    try:
+        # regular files only: a FIFO would block the read and /dev/zero never end; the single-model
+        # loader then refuses such a path with its own located message
+        if p.suffix not in (".yaml", ".yml") or not p.is_file():
+            return False
+    except OSError:
         return False
     try:
         with open(p, "rb") as fh:

@@ -393,3 +393,11 @@ def test_plan_gives_one_entry_for_all_models(monkeypatch: pytest.MonkeyPatch) ->
     assert entry["models"] == ["alpha", "beta"] and entry["kind"] == "cpu" and entry["recipe_hash"]
     single = next(e for e in result["matrix"]["include"] if e["name"] == "quickstart")
     assert entry["model_bytes"] == 2 * single["model_bytes"]  # the same model folder, counted per model
+
+
+def test_is_multi_file_never_reads_a_special_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # opening it for reading would block with no writer
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    assert not is_multi_file(fifo) and not is_multi_file(tmp_path / "zero.yaml")
+    assert not is_multi_file(tmp_path / "missing.yaml")
