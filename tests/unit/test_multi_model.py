@@ -3,6 +3,7 @@ budgets, deterministic model.tar.gz archives, the dev-cpu front end's multi-mode
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -264,17 +265,14 @@ def _djl_python() -> Path | None:
     return next((p for p in found if (p / "djl_python" / "service_loader.py").is_file()), None)
 
 
-def test_frontend_serves_a_multi_model_store(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def frontend(tmp_path: Path, store: Path):
+    """The dev-cpu front end on ``store`` (a subprocess on a free 127.0.0.1 port); yields call(path, body,
+    headers) -> (status, JSON)."""
     djl = _djl_python()
     if djl is None:
         pytest.skip("djl_python is not in the cache (lmi-build runtime fetch puts it there)")
     pytest.importorskip("numpy")
-    store = tmp_path / "store"
-    for name in ("alpha", "beta"):
-        shutil.copytree(ROOT / "recipes/examples/quickstart/model", store / name)
-        shutil.copy(ROOT / "recipes/examples/quickstart/model.py", store / name / "model.py")
-        (store / name / "serving.properties").write_text("engine=Python\noption.rolling_batch=disable\n"
-                                                         "option.entryPoint=model.py\n")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -298,26 +296,55 @@ def test_frontend_serves_a_multi_model_store(tmp_path: Path) -> None:
     try:
         for _ in range(300):
             try:
-                status, ping = call("/ping")
+                call("/ping")
                 break
             except (urllib.error.URLError, ConnectionError):
                 assert proc.poll() is None, proc.stdout.read().decode()
                 time.sleep(0.1)
-        assert status == 200 and set(ping) == {"alpha", "beta"}
-        assert [m["modelName"] for m in call("/models")[1]["models"]] == ["alpha", "beta"]
-        ask = {"inputs": "the quick brown fox", "parameters": {"max_new_tokens": 4}}
-        for name in ("alpha", "beta"):
-            status, doc = call(f"/predictions/{name}", ask)
-            assert status == 200 and doc["generated_text"].strip()
-        assert call("/invocations", ask)[0] == 400  # several models: the name is required, as in DJL
-        assert call("/invocations?model_name=beta", ask)[0] == 200
-        assert call("/invocations", ask, {"model_name": "alpha"})[0] == 200
-        assert call("/invocations", ask, {"X-Amzn-SageMaker-Target-Model": "beta.tar.gz"})[0] == 200
-        status, doc = call("/predictions/zeta", ask)
-        assert status == 404 and doc["message"] == "Model not found: zeta"
+        yield call
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _model_folder(folder: Path) -> Path:
+    shutil.copytree(ROOT / "recipes/examples/quickstart/model", folder)
+    shutil.copy(ROOT / "recipes/examples/quickstart/model.py", folder / "model.py")
+    (folder / "serving.properties").write_text("engine=Python\noption.rolling_batch=disable\n"
+                                               "option.entryPoint=model.py\n")
+    return folder
+
+
+ASK = {"inputs": "the quick brown fox", "parameters": {"max_new_tokens": 4}}
+
+
+def test_frontend_serves_a_multi_model_store(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for name in ("alpha", "beta"):
+        _model_folder(store / name)
+    with frontend(tmp_path, store) as call:
+        status, ping = call("/ping")
+        assert status == 200 and set(ping) == {"alpha", "beta"}
+        assert [m["modelName"] for m in call("/models")[1]["models"]] == ["alpha", "beta"]
+        for name in ("alpha", "beta"):
+            status, doc = call(f"/predictions/{name}", ASK)
+            assert status == 200 and doc["generated_text"].strip()
+        assert call("/invocations", ASK)[0] == 400  # several models: the name is required, as in DJL
+        assert call("/invocations?model_name=beta", ASK)[0] == 200
+        assert call("/invocations", ASK, {"model_name": "alpha"})[0] == 200
+        assert call("/invocations", ASK, {"X-Amzn-SageMaker-Target-Model": "beta.tar.gz"})[0] == 200
+        assert call("/invocations?model_name=zeta", ASK)[0] == 404
+        status, doc = call("/predictions/zeta", ASK)
+        assert status == 404 and doc["message"] == "Model not found: zeta"
+
+
+def test_frontend_single_model_store_is_served_as_before(tmp_path: Path) -> None:
+    store = _model_folder(tmp_path / "model")  # serving.properties at the root: one model
+    with frontend(tmp_path, store) as call:
+        assert list(call("/ping")[1]) == ["model"]
+        assert call("/invocations", ASK)[0] == 200
+        assert call("/invocations?model_name=zeta", ASK, {"X-Amzn-SageMaker-Target-Model": "x"})[0] == 200
+        assert call("/predictions/model", ASK)[0] == 200 and call("/predictions/zeta", ASK)[0] == 404
 
 
 def test_predict_path_needs_a_model_for_a_multi_model_image() -> None:

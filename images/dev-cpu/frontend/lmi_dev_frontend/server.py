@@ -128,14 +128,13 @@ class _Handler(BaseHTTPRequestHandler):
         models = self.frontend.models
         if parts[0] in ("predictions", "models"):
             name = parts[1]
+        elif len(models) == 1:  # one model: /invocations serves it whatever a request names, as before
+            return self.frontend.model
         else:
             query = parse_qs(urlsplit(self.path).query)
-            name = (query.get("model_name") or [""])[0] or self.headers.get("model_name") or ""
-            if not name and len(models) > 1:  # one model: served whatever the header says, as before
-                name = self.headers.get(TARGET_MODEL_HEADER) or ""
+            name = (query.get("model_name") or [""])[0] or self.headers.get("model_name") \
+                or self.headers.get(TARGET_MODEL_HEADER) or ""
             if not name:
-                if len(models) == 1:
-                    return self.frontend.model
                 self._error(400, "BadRequestException", "Parameter model_name is required.")
                 return None
             if name not in models and name.endswith(".tar.gz"):  # an MME TargetModel names the archive
