@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     removed = prune(root, older_than_days=args.older_than, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for i in removed:
-        info(f"{verb} {i.kind} {i.name} ({_human(i.bytes)})")
+        info(f"{verb} {i.kind} {printable(i.name, newlines=False)} ({_human(i.bytes)})")
     info(f"{verb} {len(removed)} entries, {_human(sum(i.bytes for i in removed))}")
     return 0
 
@@ -126,7 +126,7 @@ def _run_remote(args: argparse.Namespace) -> int:
     if args.cache_command == "prune":
         verb = "would remove" if args.dry_run else "removed"
         for i in items:
-            info(f"{verb} {i.kind} {i.name} ({_human(i.bytes)})")
+            info(f"{verb} {i.kind} {printable(i.name, newlines=False)} ({_human(i.bytes)})")
         info(f"{verb} {len(items)} objects from {remote.uri}, {_human(sum(i.bytes for i in items))}")
         return 0
     if args.format == "json":

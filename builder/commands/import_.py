@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from builder import diagnostics as dg
-    from builder.console import info, warn
+    from builder.console import info, printable, warn
     from builder.lmi.importer import LocatedImportError, build_recipe, read_sources
     from builder.lmi.rules import validate
     from builder.recipe import load_recipe
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             atomic_write(args.output, text.encode("utf-8"), prefix=f".{args.output.name}.tmp-")
         except OSError as exc:
             raise dg.BuilderError(f"cannot write {args.output}: {exc.strerror or exc}", stage="import") from None
-        info(f"wrote {args.output}")
+        info(f"wrote {printable(str(args.output), newlines=False)}")
     else:
         sys.stdout.write(text)
     return 0
@@ -89,7 +89,7 @@ def _import_folder(args: argparse.Namespace) -> int:
     import sys
 
     from builder import diagnostics as dg
-    from builder.console import info, warn
+    from builder.console import info, printable, warn
     from builder.multi.importer import import_folder, in_input
     from builder.multi.loader import load_multi
     from builder.multi.validate import validate_multi
@@ -117,7 +117,7 @@ def _import_folder(args: argparse.Namespace) -> int:
             atomic_write(args.output, text.encode("utf-8"), prefix=f".{args.output.name}.tmp-")
         except OSError as exc:
             raise dg.BuilderError(f"cannot write {args.output}: {exc.strerror or exc}", stage="import") from None
-        info(f"wrote {args.output} ({len(subs)} models)")
+        info(f"wrote {printable(str(args.output), newlines=False)} ({len(subs)} models)")
     else:
         sys.stdout.write(text)
     return 0

@@ -364,6 +364,7 @@ PROPERTY_VALUES = [b"007", b"TRUE", b"42  ", b"  lead", b"a\\u2028b", b"caf\xc3\
                    b"a\rOPTION.EVIL=1", b"\\r\\n", b"\\!bang"]
 
 
+@pytest.mark.timeout(300)  # one JVM for the batch; minutes on a loaded 2-core machine
 @needs_java
 def test_import_round_trips_through_javas_properties(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """What Java reads from the input is what Java reads from the serving.properties the imported
@@ -563,6 +564,7 @@ def hostile_recipe(path: tuple, value: str) -> dict:
     return data
 
 
+@pytest.mark.timeout(300)  # one JVM for the batch; minutes on a loaded 2-core machine
 @needs_java
 def test_control_chars_in_every_string_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Refused with a located one-line error, or rendered so that Java reads back exactly the value
@@ -618,6 +620,7 @@ def test_dev_zero_in_a_memory_limited_process(argv: list[str], tmp_path: Path) -
 _PROPERTY_ALPHABET = "ab \t\f#!=:\\u00e9\x85\u2028\r\n0{}"
 
 
+@pytest.mark.timeout(300)  # one JVM for the batch; minutes on a loaded 2-core machine
 @needs_java
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(st.one_of(st.binary(max_size=16), st.text(_PROPERTY_ALPHABET, max_size=16).map(
@@ -632,15 +635,25 @@ def test_import_round_trip_generated(values: list[bytes], tmp_path_factory: pyte
         case = tmp_path / str(i)
         case.mkdir()
         rc, err, _ = import_recipe(case, capsys, props=BASE_PROPS.encode() + b"option.custom_x=" + value + b"\n")
-        originals.append(case / "serving.properties")
-        if rc != 0:
+        if rc != 0:  # e.g. a malformed \\u escape, which Java's load refuses too
             check_refused(rc, err, expect=f"{case / 'serving.properties'}:")
             continue
+        originals.append(case / "serving.properties")
         out = case / "rendered.properties"
         out.write_text(rendered_properties(case / "r.yaml"), encoding="ascii")
         rendered.append(out)
         imported.append(i)
     maps = java_load(*originals, *rendered)
     want, got = maps[:len(originals)], maps[len(originals):]
-    for i, back in zip(imported, got, strict=True):
-        assert back.get("option.custom_x") == want[i].get("option.custom_x"), (values[i], back, want[i])
+    for i, original, back in zip(imported, want, got, strict=True):
+        assert back.get("option.custom_x") == original.get("option.custom_x"), (values[i], back, original)
+
+
+def test_import_wrote_line_cannot_forge_a_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "a\n1 recipe(s): 1 valid"
+    folder.mkdir()
+    props = write(folder / "serving.properties", BASE_PROPS)
+    rc, err = cli(["import", str(props), "--family", "lmi", "--version", "lmi-27.0.0", "--instance-type",
+                   "ml.g5.xlarge", "-o", str(folder / "r.yaml")], capsys)
+    assert rc == 0, err
+    assert not any(line.startswith("1 recipe(s)") for line in err.splitlines()), err
