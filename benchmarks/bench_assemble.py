@@ -12,6 +12,11 @@ rate of this machine over the same files. Ours is reported as a ratio to the mon
 ``--baseline-tree=PATH`` (e.g. ``git archive <commit> | tar -x -C PATH``) also assembles each cold
 model with the code in PATH, into a fresh registry of its own, for a before/after in the same run.
 
+CPU columns: core-seconds of the client and the registry process together during the step (what
+the step costs whatever else the shared machine runs). Before each timed step ``os.sync()`` writes
+back what earlier steps left dirty, and the baseline's and the limit's registries are removed after
+their step, so that a later step is not throttled for an earlier one's writes.
+
 For each model (default: 1 GiB in 1 file and 8 GiB in 8 shards, random bytes like safetensors),
 four scenarios: cold (empty registry and caches), config-only (serving.properties changed), one
 shard changed, nothing changed. Seconds and bytes uploaded (growth of the registry's blob store for
@@ -26,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -127,6 +133,26 @@ def _layer_blob_files(model: Path, resolved, work: Path, compression: str) -> li
     return out
 
 
+def _cpu(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of this process's threads, or of process ``pid`` (the registry)."""
+    if pid is None:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _settle() -> None:
+    """Before a timed step: write back what earlier steps left dirty, so that the kernel does not
+    throttle this step's writes for them (several GiB of registry data per model)."""
+    os.sync()
+
+
 def _limit(files: list[Path], work: Path) -> dict:
     """One monolithic curl PUT per blob into a fresh registry, and the sha256 rate over the same files."""
     import requests
@@ -143,6 +169,8 @@ def _limit(files: list[Path], work: Path) -> dict:
                     h.update(block)
             digests.append("sha256:" + h.hexdigest())
         hash_s = time.monotonic() - start
+        _settle()
+        cpu0, reg0 = _children_cpu(), _cpu(reg.proc.pid)
         start = time.monotonic()
         for f, digest in zip(files, digests, strict=True):
             r = requests.post(f"http://{reg.host}/v2/bench/limit/blobs/uploads/", timeout=30)
@@ -151,14 +179,16 @@ def _limit(files: list[Path], work: Path) -> dict:
             subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(f), "-H",
                             "Content-Type: application/octet-stream", f"{loc}{sep}digest={digest}"], check=True)
         mono_s = time.monotonic() - start
+        cpu = _children_cpu() - cpu0 + _cpu(reg.proc.pid) - reg0
     finally:
         reg.stop()
-    return {"limit_put_s": round(mono_s, 3), "limit_bytes": total, "sha256_s": round(hash_s, 3),
-            "sha256_MBps": round(total / hash_s / 1e6)}
+        shutil.rmtree(work / "limit-registry", ignore_errors=True)
+    return {"limit_put_s": round(mono_s, 3), "limit_cpu_s": round(cpu, 2), "limit_bytes": total,
+            "sha256_s": round(hash_s, 3), "sha256_MBps": round(total / hash_s / 1e6)}
 
 
 _BASELINE = """
-import json, sys, time
+import json, resource, sys, time
 from pathlib import Path
 from builder.registry import assemble_in_registry
 from tests.integration.test_assemble_registry import make_resolved, push_base
@@ -166,11 +196,15 @@ host, model, work, compression = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3
 base = push_base(host, "bench/base")
 resolved = make_resolved(work, {"model_loading_timeout": 60},
                          instance_type="m5.xlarge" if compression == "none" else "ml.m5.xlarge")
+r0 = resource.getrusage(resource.RUSAGE_SELF)
 start = time.monotonic()
 res = assemble_in_registry(resolved, registry=f"{host}/bench/registry", base_ref=base, model_dir=model,
                            compiled_dir=None, extra_files={}, credentials=None, cache_dir=work / "cache",
                            compression=compression, manifest_format="oci" if compression == "none" else "docker")
-print(json.dumps({"s": round(time.monotonic() - start, 3), "bytes": res.bytes_uploaded}))
+s = round(time.monotonic() - start, 3)
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+print(json.dumps({"s": s, "bytes": res.bytes_uploaded, "cpu": cpu}))
 """
 
 
@@ -179,14 +213,18 @@ def _baseline(tree: Path, model: Path, work: Path, compression: str) -> dict:
     reg = _registry(work / "baseline-registry")
     try:
         (work / "baseline").mkdir()
+        _settle()
+        reg0 = _cpu(reg.proc.pid)
         proc = subprocess.run([sys.executable, "-c", _BASELINE, reg.host, str(model), str(work / "baseline"),
                                compression], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
                               capture_output=True, text=True, check=True)
         got = json.loads(proc.stdout.strip().splitlines()[-1])
+        reg_cpu = _cpu(reg.proc.pid) - reg0
     finally:
         reg.stop()
         shutil.rmtree(work / "baseline", ignore_errors=True)
-    return {"baseline_s": got["s"], "baseline_bytes": got["bytes"]}
+        shutil.rmtree(work / "baseline-registry", ignore_errors=True)
+    return {"baseline_s": got["s"], "baseline_bytes": got["bytes"], "baseline_cpu_s": round(got["cpu"] + reg_cpu, 2)}
 
 
 def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
@@ -249,7 +287,9 @@ def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
                 row.update(_limit(files, work))
                 for f in files:
                     f.unlink()
+            _settle()
             load = os.getloadavg()[0]
+            cpu0, reg0 = _cpu(), _cpu(reg.proc.pid)
             start = time.monotonic()
             res = assemble_in_registry(resolved, registry=f"{reg.host}/bench/registry", base_ref=base, model_dir=model,
                                        compiled_dir=None, extra_files={}, credentials=None, cache_dir=work / "cache",
@@ -257,6 +297,7 @@ def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
                                        manifest_format="oci" if args.compression == "none" else "docker",
                                        workers=args.workers)
             row["registry_s"] = round(time.monotonic() - start, 3)
+            row["registry_cpu_s"] = round(_cpu() - cpu0 + _cpu(reg.proc.pid) - reg0, 2)
             row["registry_bytes"] = res.bytes_uploaded
             row["registry_layers_uploaded"] = sum(1 for x in res.layers if x.uploaded)
             row["load_1m"] = round(load, 2)
@@ -444,7 +485,8 @@ def main(argv: list[str]) -> int:
             rows += run_model(size, n, args, Path(tmp))
     cols = [("docker_s", "docker s"), ("docker_bytes", "docker bytes"), ("baseline_s", "before s"),
             ("registry_s", "ours s"), ("registry_bytes", "ours bytes"), ("limit_put_s", "1 PUT s"),
-            ("sha256_MBps", "sha256 MB/s"), ("ours_vs_limit", "ours/PUT"), ("load_1m", "load"),
+            ("sha256_MBps", "sha256 MB/s"), ("ours_vs_limit", "ours/PUT"), ("baseline_cpu_s", "before cpu"),
+            ("registry_cpu_s", "ours cpu"), ("limit_cpu_s", "PUT cpu"), ("load_1m", "load"),
             ("oras_s", "oras-py s"), ("oras_bytes", "oras-py bytes")]
     print(f"\n{'model':<22}{'scenario':<19}" + "".join(f"{h:>15}" for _, h in cols))
     for r in rows:
