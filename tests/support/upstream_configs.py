@@ -17,6 +17,7 @@ import ast
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,8 +28,9 @@ import yaml
 
 from builder.lmi.properties import loads
 
-# handler of prepare.py -> the dict of model specs it reads, for the handlers that serve the lmi family
-HANDLERS = {"vllm": "vllm_model_list", "lmi_dist": "lmi_dist_model_list", "huggingface": "hf_handler_list"}
+# prepare.py's builders that write a serving.properties for an lmi-family image, and the backend each needs
+BUILDERS = {"build_vllm_model": None, "build_vllm_async_model": None, "build_hf_handler_model": None,
+            "build_stateful_model": None, "build_lmi_dist_model": "lmi-dist", "build_rolling_batch_model": "scheduler"}
 STUB_HF = "def snapshot_download(*args, **kwargs):\n    return kwargs.get('local_dir', '.')\n"
 ALLOWED_WARNINGS = {"revision-pinned"}  # upstream's Hub model ids are unpinned; that warning is right
 
@@ -46,49 +48,55 @@ class Outcome:
     properties: dict[str, str]
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)  # keys the release's derived key set does not have
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def _model_lists(prepare_text: str) -> dict[str, list[str]]:
-    tree = ast.parse(prepare_text)
-    handlers: set[str] = set()
-    lists: dict[str, list[str]] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Dict):
-            name = node.targets[0].id
-            keys = [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
-            if name == "supported_handler":
-                handlers = set(keys)
-            else:
-                lists[name] = keys
-    return {h: lists.get(d, []) for h, d in HANDLERS.items() if h in handlers}
+def calls_in_tests(tests_text: str) -> list[tuple[str, str]]:
+    """(builder, model) for every ``prepare.build_*("literal")`` call of tests/integration/tests.py: the
+    configurations upstream's integration tests really run, in the order they appear, each once."""
+    seen: dict[tuple[str, str], None] = {}
+    for node in ast.walk(ast.parse(tests_text)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "prepare"
+                and node.func.attr in BUILDERS and node.args and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)):
+            seen[(node.func.attr, node.args[0].value)] = None
+    return list(seen)
 
 
-def generate(src: Path, branch: str, skip: frozenset[str] = frozenset()) -> list[tuple[str, str, dict[str, str]]]:
-    """Every (handler, model, serving.properties as LMI reads it) that prepare.py of ``branch`` writes,
-    for the handlers not in ``skip``."""
-    text = _git(src, "show", f"{branch}:tests/integration/llm/prepare.py")
+RUNNER = "import sys, prepare\ngetattr(prepare, sys.argv[1])(sys.argv[2])\n"
+
+
+def generate(src: Path, branch: str, backends: frozenset[str] = frozenset()) -> list[tuple[str, str, dict[str, str]]]:
+    """Every (builder, model, serving.properties as LMI reads it) that upstream's tests.py of ``branch`` has
+    prepare.py write, for builders whose backend is in ``backends`` (None-backend builders always)."""
+    prepare_text = _git(src, "show", f"{branch}:tests/integration/llm/prepare.py")
+    tests_text = _git(src, "show", f"{branch}:tests/integration/tests.py")
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "prepare.py").write_text(text)
+        (work / "prepare.py").write_text(prepare_text)
+        (work / "run_builder.py").write_text(RUNNER)
         (work / "stubs" / "huggingface_hub").mkdir(parents=True)
         (work / "stubs" / "huggingface_hub" / "__init__.py").write_text(STUB_HF)
         env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(work / "stubs"), "HOME": tmp}
-        for handler, models in _model_lists(text).items():
-            if handler in skip:
+        for builder, model in calls_in_tests(tests_text):
+            needs = BUILDERS[builder]
+            if needs is not None and needs not in backends:
                 continue
-            for model in models:
-                run = subprocess.run([sys.executable, "prepare.py", handler, model], cwd=work, env=env,
-                                     capture_output=True, text=True, timeout=60)
-                written = work / "models" / "test" / "serving.properties"
-                if run.returncode != 0 or not written.is_file():
-                    continue  # a spec that needs what prepare.py fetches (neo inputs) writes no file here
-                out.append((handler, model, loads(written.read_text())))
-                written.unlink()
+            run = subprocess.run([sys.executable, "run_builder.py", builder, model], cwd=work, env=env,
+                                 capture_output=True, text=True, timeout=60)
+            written = work / "models" / "test" / "serving.properties"
+            if run.returncode != 0 or not written.is_file():
+                continue  # a spec that needs what prepare.py fetches (neo inputs) writes no file here
+            custom = (work / "models" / "test" / "model.py").is_file()
+            if not custom:  # a custom handler reads its options its own way: not a test of LMI's keys
+                out.append((builder, model, loads(written.read_text())))
+            shutil.rmtree(work / "models")
     return out
 
 
@@ -116,8 +124,10 @@ def check(release: str, handler: str, model: str, props: dict[str, str], workdir
     if rc != 0 or not recipe_path.is_file():
         outcome.problems.append(f"import exit {rc}: {' | '.join(outcome.notes[-3:])}")
         return outcome
-    if "pass_through" in recipe_path.read_text():
-        outcome.problems.append("import needed serving.pass_through")
+    passed = (yaml.safe_load(recipe_path.read_text()).get("serving") or {}).get("pass_through") or []
+    if passed:
+        outcome.problems.append(f"import needed serving.pass_through: {', '.join(passed)}")
+        outcome.unread = list(passed)
     # import loses nothing: every input key is in the recipe, a documented rename, or reported on stderr
     from builder.lmi.importer import unaccounted
 
@@ -142,13 +152,14 @@ def check(release: str, handler: str, model: str, props: dict[str, str], workdir
     return outcome
 
 
-def handlers_to_skip(release: str) -> frozenset[str]:
-    """prepare.py keeps the lmi-dist specs after v15 removed lmi-dist (breaking_changes.md); LMI would rewrite
-    them to vllm and we refuse them (rule backend-removed), so they are not upstream configurations of it."""
+def backends_of(release: str) -> frozenset[str]:
+    """The backends the release offers: tests.py keeps calling build_lmi_dist_model after v15 removed lmi-dist
+    (breaking_changes.md); LMI would rewrite those to vllm and we refuse them (backend-removed), so they are not
+    configurations of that release."""
     from builder.catalog import load_catalog
 
     rel = load_catalog().release("lmi", release)
-    return frozenset() if rel is not None and "lmi-dist" in rel.rolling_batch else frozenset({"lmi_dist"})
+    return frozenset(rel.rolling_batch) if rel is not None else frozenset()
 
 
 def release_of(branch: str) -> str | None:
@@ -162,18 +173,44 @@ def release_of(branch: str) -> str | None:
 
 
 def main(argv: list[str]) -> int:
+    """The README's table: per release, the configurations, how many pass clean, and why the others do not."""
+    from builder.catalog import load_catalog
+    from builder.lmi.keys import derived_keys, releases_reading
+
     src = Path(os.environ["DJL_SERVING_SRC"])
     branches = argv or ["0.29.0-dlc", "0.33.0-dlc", "0.35.0-dlc", "0.36.0-lmi18-dlc", "0.36.0-lmi27-dlc"]
-    print("| release | branch | configurations | clean | with a problem |")
-    print("|---|---|---|---|---|")
+    print("| release | configurations | clean | set a key no LMI release reads | set a key this release does "
+          "not read | need a vLLM key of a dev build (unknown) | other |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for branch in branches:
             release = release_of(branch)
+            d = derived_keys(load_catalog().release("lmi", release))
+            dev_build = d is not None and d.engine_args_unknown
             outcomes = [check(release, h, m, p, Path(tmp) / branch)
-                        for h, m, p in generate(src, branch, handlers_to_skip(release))]
-            bad = [o for o in outcomes if not o.ok]
-            print(f"| {release} | {branch} | {len(outcomes)} | {len(outcomes) - len(bad)} | {len(bad)} |")
-            for o in bad:
+                        for h, m, p in generate(src, branch, backends_of(release))]
+            groups: dict[str, list[Outcome]] = {"none": [], "this": [], "vllm": [], "other": []}
+            keys: dict[str, set[str]] = {g: set() for g in groups}
+            for o in outcomes:
+                if o.ok:
+                    continue
+                if len(o.problems) > (1 if o.unread else 0):
+                    groups["other"].append(o)
+                    continue
+                kinds = {k: ("none" if not releases_reading("lmi", k) else "vllm" if dev_build else "this")
+                         for k in o.unread}
+                worst = "vllm" if "vllm" in kinds.values() else "this" if "this" in kinds.values() else "none"
+                groups[worst].append(o)
+                for k, kind in kinds.items():
+                    keys[kind].add(k)
+
+            def cell(g: str, groups: dict[str, list[Outcome]] = groups, keys: dict[str, set[str]] = keys) -> str:
+                return f"{len(groups[g])} ({', '.join(sorted(keys[g]))})" if groups[g] else "0"
+
+            clean = sum(1 for o in outcomes if o.ok)
+            print(f"| {release} | {len(outcomes)} | {clean} | {cell('none')} | {cell('this')} | {cell('vllm')} "
+                  f"| {len(groups['other'])} |")
+            for o in groups["other"]:
                 print(f"    {o.handler}/{o.model}: {'; '.join(o.problems)[:300]}", file=sys.stderr)
     return 0
 
