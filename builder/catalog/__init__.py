@@ -203,12 +203,18 @@ def _releases(containers: dict, derived: dict) -> list[dict]:
     return rows
 
 
+# The catalog's data files, relative to the repository root (plan compares them with a git revision).
+CATALOG_FILES = ("builder/catalog/containers.yaml", "builder/catalog/releases.derived.yaml",
+                 "builder/catalog/instances.yaml", "builder/catalog/regions.yaml")
+
+
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
-    containers = yaml.safe_load((HERE / "containers.yaml").read_text())
-    derived = yaml.safe_load((HERE / "releases.derived.yaml").read_text())
-    instances_raw = yaml.safe_load((HERE / "instances.yaml").read_text())
-    regions = yaml.safe_load((HERE / "regions.yaml").read_text())
+    return catalog_from_data(*(yaml.safe_load((HERE / Path(rel).name).read_text()) for rel in CATALOG_FILES))
+
+
+def catalog_from_data(containers: dict, derived: dict, instances_raw: dict, regions: dict) -> Catalog:
+    """The catalog from the parsed data files (in CATALOG_FILES order); also builds an older revision's."""
     instances: dict[str, Instance] = {}
     for fam, spec in instances_raw["families"].items():
         for size, count, host in spec["sizes"]:
@@ -226,4 +232,5 @@ def load_catalog() -> Catalog:
                    partitions=regions["partitions"])
 
 
-__all__ = ["AotTool", "Catalog", "Instance", "Release", "load_catalog", "partition_of", "version_tuple"]
+__all__ = ["CATALOG_FILES", "AotTool", "Catalog", "Instance", "Release", "catalog_from_data", "load_catalog",
+           "partition_of", "version_tuple"]

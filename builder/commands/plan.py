@@ -24,8 +24,6 @@ DESCRIPTION = (
     "handler files and pinned base as well, so it is known only at bake (image_tag: null)."
 )
 
-CATALOG_FILES = ("builder/catalog/containers.yaml", "builder/catalog/instances.yaml",
-                 "builder/catalog/regions.yaml")
 GIB = 1 << 30
 
 
@@ -60,17 +58,46 @@ def _old_yaml(root: Path, ref: str, rel: str) -> Any:
     return yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
 
 
-def _catalog_part(data: Any, rel: str, family: str, version: str, instance_family: str) -> Any:
-    """The slice of one catalog file that a recipe depends on."""
-    if data is None:
+def _release_facts(catalog: Any, family: str, version: str, instance_type: str, keys_text: str | None) -> Any:
+    """What a recipe takes from the catalog: its release (as the catalog completes it from the derived rows
+    and the profiles), its family, the instance and the region table, and the release's derived key set."""
+    if catalog is None:
         return None
-    if rel.endswith("containers.yaml"):
-        return {"family": (data.get("families") or {}).get(family), "backends": data.get("backends"),
-                "releases": [r for r in data.get("releases") or []
-                             if r.get("family") == family and str(r.get("version")) == version]}
-    if rel.endswith("instances.yaml"):
-        return (data.get("families") or {}).get(instance_family)
-    return data  # regions: any change matters
+    release = catalog.release(family, version)
+    instance = catalog.instance(instance_type)
+    return {"release": release.model_dump(mode="json") if release else None,
+            "family": catalog.families[family].model_dump(mode="json") if family in catalog.families else None,
+            "instance": instance.model_dump(mode="json") if instance else None,
+            "regions": [catalog.region_accounts, catalog.partitions], "keys": keys_text}
+
+
+def _catalog_at(root: Path, ref: str | None) -> Any:
+    """The catalog as of git ``ref`` (None: the working tree), or None when that revision's data is unusable."""
+    from builder.catalog import CATALOG_FILES, catalog_from_data
+
+    def read(rel: str) -> Any:
+        if ref is None:
+            return yaml.safe_load((root / rel).read_text()) if (root / rel).is_file() else None
+        return _old_yaml(root, ref, rel)
+
+    try:
+        return catalog_from_data(*(read(rel) for rel in CATALOG_FILES))
+    except Exception:  # a missing file or an older layout of the catalog: everything counts as changed
+        return None
+
+
+def _keys_text(root: Path, ref: str | None, family: str, version: str, catalog: Any) -> str | None:
+    from builder.lmi.keys import keys_file
+
+    release = catalog.release(family, version) if catalog is not None else None
+    if release is None:
+        return None
+    rel = f"builder/catalog/keys/{keys_file(release.family, release.version).name}"
+    if ref is None:
+        path = root / rel
+        return path.read_text() if path.is_file() else None
+    proc = subprocess.run(["git", "show", f"{ref}:{rel}"], cwd=root, capture_output=True, text=True, timeout=60)
+    return proc.stdout if proc.returncode == 0 else None
 
 
 # --- recipes --------------------------------------------------------------------------------------
@@ -80,7 +107,10 @@ def recipe_files(paths: list[str]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file())
+            from builder.commands.validate import is_recipe
+
+            # a folder's YAML files that are recipes, as validate DIR reads a folder
+            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file() and is_recipe(q))
         elif p.is_file():
             found.append(p)
         else:
@@ -211,15 +241,16 @@ def _reasons(file: Path, recipe, base: Path, root: Path, changed: set[Path], ref
     template_dir = (root / "images" / recipe.container.family).resolve()
     if any(template_dir in c.parents for c in changed):
         reasons.append(f"image template changed: images/{recipe.container.family}/")
-    inst_family = recipe.target.instance_type.removeprefix("ml.").split(".")[0]
-    for rel in CATALOG_FILES:
-        if (root / rel).resolve() not in changed:
-            continue
-        now = yaml.safe_load((root / rel).read_text()) if (root / rel).exists() else None
-        old = _old_yaml(root, ref, rel)
-        args = (recipe.container.family, recipe.container.version, inst_family)
-        if _catalog_part(now, rel, *args) != _catalog_part(old, rel, *args):
-            reasons.append(f"catalog entry changed: {rel}")
+    if any("builder/catalog" in c.as_posix() for c in changed):
+        args = (recipe.container.family, recipe.container.version, recipe.target.instance_type)
+        now_catalog, old_catalog = _catalog_at(root, None), _catalog_at(root, ref)
+        now = _release_facts(now_catalog, *args, _keys_text(root, None, *args[:2], now_catalog))
+        old = _release_facts(old_catalog, *args, _keys_text(root, ref, *args[:2], old_catalog))
+        parts = [k for k in ("release", "family", "instance", "regions", "keys")
+                 if now is None or old is None or now[k] != old[k]]
+        if parts:
+            reasons.append(f"catalog entry changed: {', '.join(parts)} ({recipe.container.family} "
+                           f"{recipe.container.version} on {recipe.target.instance_type})")
     return reasons
 
 

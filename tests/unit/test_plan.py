@@ -31,8 +31,9 @@ def repo(tmp_path, monkeypatch):
     (rec / "quickstart" / "model.py").write_text("# handler\n")
     shutil.copy(EXAMPLES / "vllm-llama3-8b-g5.yaml", rec / "vllm.yaml")
     shutil.copy(EXAMPLES / "neuronx-llama3-8b-inf2.yaml", rec / "neuron.yaml")
-    (tmp_path / "builder" / "catalog").mkdir(parents=True)
-    shutil.copy(REPO_DIR / "builder" / "catalog" / "instances.yaml", tmp_path / "builder/catalog/instances.yaml")
+    # the catalog's data files (plan reads the recipe's slice of them at HEAD and in the working tree)
+    shutil.copytree(REPO_DIR / "builder" / "catalog", tmp_path / "builder" / "catalog",
+                    ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", ".")
     _git(tmp_path, "commit", "-qm", "base")
@@ -68,14 +69,24 @@ def test_changed_since(repo):
                                              'compute_capability: "8.6", memory_gib: 23'))
     out = plan_cmd.plan(["recipes"], "HEAD")
     assert [e["instance_type"] for e in out["matrix"]["include"]] == ["ml.g5.12xlarge"]
-    assert out["matrix"]["include"][0]["reasons"] == ["catalog entry changed: builder/catalog/instances.yaml"]
+    [reason] = out["matrix"]["include"][0]["reasons"]
+    assert reason.startswith("catalog entry changed: instance (") and "ml.g5.12xlarge" in reason
+    _git(repo, "commit", "-qam", "g5 memory")
+    # a derived fact of one release (its CUDA) affects the recipes of that release only
+    derived = repo / "builder/catalog/releases.derived.yaml"
+    text = derived.read_text()
+    at = text.index("version: lmi-27.0.0")
+    derived.write_text(text[:at] + text[at:].replace("cuda: 13.0.2", "cuda: 13.0.3", 1))
+    out = plan_cmd.plan(["recipes"], "HEAD")
+    assert [e["name"] for e in out["matrix"]["include"]] == ["llama3-8b-vllm-g5"]  # the lmi-27.0.0 recipe
+    assert out["matrix"]["include"][0]["reasons"][0].startswith("catalog entry changed: release (")
 
 
 def test_cli_bad_ref_and_bad_recipe(repo, capsys):
     from builder.cli import main
 
     assert main(["plan", "recipes", "--changed-since", "no-such-ref"]) == 2
-    (repo / "recipes" / "broken.yaml").write_text("name: x\nmodel: {}\n")
+    (repo / "recipes" / "broken.yaml").write_text("name: x\nmodel: {}\ncontainer: {}\n")
     assert main(["plan", "recipes"]) == 1
     err = capsys.readouterr().err
     assert "broken.yaml" in err and "Traceback" not in err
