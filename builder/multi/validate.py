@@ -97,21 +97,27 @@ def _budget(loaded: LoadedMulti, views: list, cache_dir: Path | None, with_fit: 
         return [loaded.at(("models",), "resolve", str(exc))]
     instance = resolved[0].instance
     if instance.kind in ("gpu", "neuron"):
+        # a model holds TP x PP devices (pipeline parallel stages each hold a TP group)
+        held = [r.tensor_parallel_degree * _pp(r) for r in resolved]
         total = 0
-        for i, r in enumerate(resolved):
-            total += r.tensor_parallel_degree
+        for i, n in enumerate(held):
+            total += n
             if total > instance.devices:
-                tps = ", ".join(f"{m.name} {x.tensor_parallel_degree}" for m, x in zip(loaded.recipe.models, resolved,
-                                                                                          strict=True))
+                each = ", ".join(f"{m.name} {x}" for m, x in zip(loaded.recipe.models, held, strict=True))
                 where = ("models", i, "serving", "option", "tensor_parallel_degree")
                 out.append(loaded.at(where, DEVICE_RULE, f"models[{i}] '{loaded.recipe.models[i].name}': the models' "
-                                     f"tensor-parallel degrees add up to {sum(x.tensor_parallel_degree for x in resolved)} "
-                                     f"({tps}), more than the {instance.devices} {instance.accelerator} device(s) of "
+                                     f"tensor-parallel degrees (x pipeline-parallel) add up to {sum(held)} ({each}), "
+                                     f"more than the {instance.devices} {instance.accelerator} device(s) of "
                                      f"{instance.name}; each model holds its own devices"))
                 break
     if with_fit:
         out += _memory(loaded, views, instance, cache_dir)
     return out
+
+
+def _pp(resolved) -> int:
+    raw = str(resolved.properties.get("option.pipeline_parallel_degree", "1")).strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
 
 
 def weight_bytes(folder: Path) -> int:

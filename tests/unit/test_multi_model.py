@@ -171,10 +171,19 @@ def test_compile_and_image_publish_are_refused_not_ignored(workdir: Path) -> Non
 def test_device_budget_sum_of_tp_degrees(workdir: Path) -> None:
     path, lines = write(workdir / "r.yaml", gpu_recipe(gpu_entry("big", "max"), gpu_entry("small", 2)))
     [d] = [d for d in validate_multi_path(path)[1] if d.severity == "error"]
-    assert d.rule == "multi-device-budget" and "add up to 6" in d.message and "'small'" in d.message
+    assert d.rule == "multi-device-budget" and "add up to 6 (big 4, small 2)" in d.message and "'small'" in d.message
     assert d.location.line == line_of(lines, "tensor_parallel_degree: 2")
     path, _ = write(workdir / "ok.yaml", gpu_recipe(gpu_entry("big", 2), gpu_entry("small", 2)))
     assert not [d for d in validate_multi_path(path)[1] if d.severity == "error"]
+    piped = gpu_recipe(gpu_entry("big", 2), gpu_entry("small", 2))  # TRT-LLM: TP x PP devices per model
+    piped["container"] = {"family": "tensorrt-llm", "version": "0.33.0"}
+    for e in piped["models"]:
+        e["serving"] = {"engine": "MPI", "option": {"rolling_batch": "trtllm", "tensor_parallel_degree": 2}}
+    piped["models"][0]["serving"]["option"]["pipeline_parallel_degree"] = 2  # 2 x 2, plus 2 more: 6 > 4
+    path, _ = write(workdir / "pp.yaml", piped)
+    hits = [d for d in validate_multi_path(path)[1] if d.rule == "multi-device-budget"]
+    assert len(hits) == 1 and "add up to 6 (big 4, small 2)" in hits[0].message, [d.format() for d in
+                                                                                 validate_multi_path(path)[1]]
 
 
 def test_memory_budget_sum_of_weights(workdir: Path) -> None:
