@@ -120,14 +120,24 @@ def _run(opts, record: BuildRecord, record_dir: Path) -> None:
                 and not _has_devices(first.instance.kind):
             st.status, st.reason = "skipped", f"this host has no {first.instance.kind} devices for the smoke test"
         else:
-            from builder.multi.smoke import smoke_multi
+            from builder import ledger
 
-            console.step(f"smoke test ({len(plans)} models, one generate each)")
-            result = smoke_multi(image.image_id, [p.name for p in plans], accelerators=opts.accelerators)
-            st.details.update(result.model_dump(mode="json"))
-            st.status, st.reason, smoke_status = result.status, result.reason, result.status
-            if result.status == "failed":
-                raise BuilderError(f"smoke test failed: {result.reason}", stage="smoke")
+            previous = None if opts.force_smoke else ledger.lookup(image.image_id, opts.cache_dir)
+            if previous is not None and previous.status == "passed":  # the single-model path's rule
+                st.status, smoke_status = "cached", "passed"
+                st.reason = (f"this exact image ({image.image_id[:19]}) passed at {previous.finished_at}; "
+                             "--force-smoke reruns")
+            else:
+                from builder.multi.smoke import smoke_multi
+
+                console.step(f"smoke test ({len(plans)} models, one generate each)")
+                result = smoke_multi(image.image_id, [p.name for p in plans], accelerators=opts.accelerators)
+                st.details.update(result.model_dump(mode="json"))
+                st.status, st.reason, smoke_status = result.status, result.reason, result.status
+                ledger.record(ledger.SmokeOutcome(image_id=image.image_id, status=result.status, reason=result.reason,
+                                                  accelerators=opts.accelerators), opts.cache_dir)
+                if result.status == "failed":
+                    raise BuilderError(f"smoke test failed: {result.reason}", stage="smoke")
 
     with record.timed("mme") as st:
         from builder.multi.mme import mme_output
