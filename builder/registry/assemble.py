@@ -38,6 +38,7 @@ from builder.registry.client import (
     OCI_MANIFEST,
     RegistryClient,
     RegistryCredentials,
+    is_loopback,
 )
 from builder.registry.imageconfig import EPOCH, build_config
 from builder.registry.layerblobs import (
@@ -265,7 +266,8 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
     ``labels`` default to the Docker bake's (``builder.image.metadata.model_labels``, same arguments),
     ``env`` to the recipe's ``env:`` (added to the base's Env, ours win), so both assemblers agree.
     ``base_credentials`` for a base in another registry (default: ``credentials`` when same host).
-    ``workers``: layers uploaded at once (default ``LMI_BUILD_UPLOAD_WORKERS``, else the core count)."""
+    ``workers``: layers uploaded at once (default ``LMI_BUILD_UPLOAD_WORKERS``, else from the core
+    count and whether the registry is on this host: ``builder.registry.transfer.upload_workers``)."""
     start = time.monotonic()
     target_ref = reference.parse(registry, what="--registry", allow_tag=False)
     base = reference.parse(base_ref, what="base image")
@@ -278,7 +280,7 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
 
     instance_type = getattr(getattr(getattr(resolved, "recipe", None), "target", None), "instance_type", None)
     check_target(manifest_format, compression, instance_type)
-    workers = upload_workers(workers)
+    workers = upload_workers(workers, loopback=is_loopback(target_ref.host))
     console.step(f"assemble in {target_ref.name} (base {base_ref}, {manifest_format} manifest, no Docker daemon)")
     base_img = read_base(source, base, platform)
     check_base_layers(manifest_format, base_img)

@@ -71,10 +71,13 @@ class RegistryCredentials(BaseModel):
     password: SecretStr
 
 
-def base_url(host: str) -> str:
+def is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    loopback = name in ("localhost", "[::1]") or name.startswith("127.")
-    return f"{'http' if loopback else 'https'}://{host}"
+    return name in ("localhost", "[::1]") or name.startswith("127.")
+
+
+def base_url(host: str) -> str:
+    return f"{'http' if is_loopback(host) else 'https'}://{host}"
 
 
 def _challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -22,6 +22,10 @@ def test_upload_workers_value_env_and_default():
     assert upload_workers(3, {}) == 3
     assert upload_workers(None, {"LMI_BUILD_UPLOAD_WORKERS": " 5 "}) == 5
     assert 2 <= upload_workers(None, {}) <= 8
+    cores = os.cpu_count() or 2
+    assert upload_workers(None, {}, loopback=True) == max(1, min(8, cores // 2))  # the registry needs cores too
+    assert upload_workers(None, {}) == min(8, max(2, cores))
+    assert upload_workers(None, {"LMI_BUILD_UPLOAD_WORKERS": "3"}, loopback=True) == 3
     for bad in ("0", "-1", "two"):
         with pytest.raises(BuilderError, match=r"LMI_BUILD_UPLOAD_WORKERS='.*': expected a whole number"):
             upload_workers(None, {"LMI_BUILD_UPLOAD_WORKERS": bad})
