@@ -6,9 +6,9 @@ from __future__ import annotations
 import difflib
 
 from builder.catalog import Release
+from builder.catalog.facts import load_facts, since
 from builder.lmi.keys import derived_keys
-from builder.lmi.rules import crossfield
-from builder.lmi.rules.base import Ctx, as_bool, as_int, rule
+from builder.lmi.rules.base import Ctx, as_bool, as_int, check, rule
 
 ENGINE_VALUE = rule("engine-value", "serving.engine is Python or MPI (exact case)",
                     "write engine: Python or engine: MPI", "seed guide, §4")
@@ -48,12 +48,12 @@ CPU_TRANSFORMERS = rule("cpu-full-transformers", "the cpu-full image has no tran
                         "give a custom model.entry_point that needs no transformers, or add it via "
                         "model.requirements", "§12, §17.11")
 
-REMOVED = {"deepspeed": (0, 28), "lmi-dist": (0, 33), "scheduler": (0, 33)}
 KNOWN_RB = ("auto", "disable", "vllm", "lmi-dist", "deepspeed", "trtllm", "tnx", "scheduler")
 FAMILY_OF_RB = {"trtllm": "tensorrt-llm", "tnx": "neuronx", "deepspeed": "lmi (0.27.0)", "lmi-dist": "lmi (<= 0.30.0)",
                 "vllm": "lmi"}
 
 
+@check("engine")
 def check_engine(ctx: Ctx) -> None:
     engine = ctx.recipe.serving.engine
     if engine is not None and engine not in ("Python", "MPI"):
@@ -65,36 +65,57 @@ def check_engine(ctx: Ctx) -> None:
                   "engine is a server key: move 'engine' from serving.option to serving (serving.engine)", key=True)
 
 
-def check_rolling_batch(ctx: Ctx) -> bool:
-    """False when the backend is unusable, so backend-specific rules are skipped."""
+@check("entry-point", needs=("release",))
+def check_entry_point(ctx: Ctx) -> None:
+    ep = ctx.opts.get("entryPoint")
+    if ep is None:
+        return
+    ep = str(ep)
+    path = ctx.opt_path("entryPoint")
+    if ctx.recipe.model.entry_point:
+        ctx.error(path, ENTRY_OPTION, "model.entry_point already names the handler; remove option.entryPoint "
+                  "(the render points it at the baked script)")
+        return
+    if ep.endswith(".py") or ep.startswith(("http://", "https://")):
+        ctx.error(path, ENTRY_OPTION, f"option.entryPoint '{ep}' is a script; give it as model.entry_point (a file "
+                  "beside the recipe) so it is baked into the image, and remove option.entryPoint")
+        return
+    need = ctx.facts.handler or load_facts().required_entry_point.get(ctx.rolling_batch)
+    if need and ep != need:
+        ctx.error(path, ENTRY_BACKEND, f"this backend needs option.entryPoint={need}, not '{ep}'; remove the key "
+                  f"(the render writes {need}) or write {need}")
+
+
+@check("rolling-batch", needs=("release",))
+def check_rolling_batch(ctx: Ctx) -> None:
+    """Reports why the backend is unusable (``Derived.rolling_batch_ok`` false skips the backend rules)."""
     rel = ctx.release
     assert rel is not None
     rb = ctx.rolling_batch
     path = ctx.opt_path("rolling_batch") if "rolling_batch" in ctx.opts else ("container", "version")
-    v = rel.version_tuple  # the DJL version: removals are recorded by DJL release
-    if rb in REMOVED and v >= REMOVED[rb] and rel.family == "lmi":
-        gone = ".".join(map(str, REMOVED[rb]))
-        last = [r.version for r in ctx.catalog.releases if r.family == "lmi" and rb in r.rolling_batch]
-        extra = " (LMI would silently rewrite it to vllm)" if rb == "lmi-dist" else ""
+    gone = ctx.derived.removed_at  # removals are recorded by DJL release (families.yaml removed_backends)
+    if gone is not None:
+        last = [r.version for r in ctx.catalog.releases if r.family == rel.family and rb in r.rolling_batch]
+        instead = ctx.facts.rewrites_removed.get(rb)
+        extra = f" (LMI would silently rewrite it to {instead})" if instead else ""
         ctx.error(path, BACKEND_REMOVED,
                   f"rolling_batch '{rb}' was removed in LMI {gone}{extra}; use rolling_batch: vllm with engine Python"
                   f", or container.version {' or '.join(last) or 'older'} to keep {rb}")
-        return False
+        return
     if rb not in rel.rolling_batch:
-        if ctx.family in ("cpu", "dev-cpu"):
+        if ctx.facts.no_rolling_batch:
             ctx.error(path, RB_UNAVAILABLE, f"the {ctx.family} family has no rolling-batch backend; "
                       "write rolling_batch: disable (or leave it out)")
-            return False
+            return
         close = difflib.get_close_matches(rb, KNOWN_RB, n=1, cutoff=0.6) if rb not in KNOWN_RB else []
         hint = f"; did you mean '{close[0]}'?" if close else ""
         where = f" (it ships in the {FAMILY_OF_RB[rb]} family)" if rb in FAMILY_OF_RB else ""
         ctx.error(path, RB_UNAVAILABLE, f"rolling_batch '{rb}' is not offered by {rel.family} {rel.version}{where}"
                   f"{hint}; offered: {', '.join(rel.rolling_batch)}")
-        return False
-    if rb == "auto" and rel.family == "lmi" and _auto_by_model_type(rel):
+        return
+    if rb == "auto" and ctx.facts.auto_warning and _auto_by_model_type(rel):
         ctx.warning(path, RB_AUTO, f"rolling_batch auto lets {rel.label} choose the backend at start-up from the "
                     "model type; pin it (e.g. rolling_batch: vllm) so the image behaves the same everywhere")
-    return True
 
 
 def _auto_by_model_type(rel: Release) -> bool:
@@ -115,30 +136,13 @@ def _auto_by_model_type(rel: Release) -> bool:
     return derived is None or derived.auto_by_model_type
 
 
-def check_rolling_batch_ok(ctx: Ctx) -> bool:
-    """The same verdict as check_rolling_batch, without reporting (for the hardware checks)."""
-    rel = ctx.release
-    assert rel is not None
-    rb = ctx.rolling_batch
-    removed = rb in REMOVED and rel.version_tuple >= REMOVED[rb] and rel.family == "lmi"
-    return rb in rel.rolling_batch and not removed
-
-
-def required_engine(ctx: Ctx) -> str | None:
-    rb, fam = ctx.rolling_batch, ctx.family
-    if fam == "neuronx":
-        return "Python"
-    if fam == "tensorrt-llm" and rb in ("trtllm", "auto"):
-        return "MPI"
-    return {"vllm": "Python", "lmi-dist": "MPI", "deepspeed": "MPI", "tnx": "Python", "scheduler": "Python"}.get(rb)
-
-
+@check("rolling-batch-engine", needs=("rolling_batch_ok",))
 def check_engine_backend(ctx: Ctx) -> None:
     engine = ctx.recipe.serving.engine
-    need = required_engine(ctx)
+    need = ctx.derived.required_engine
     if engine is None or need is None or engine == need or engine not in ("Python", "MPI"):
         return
-    if need == "MPI" and ctx.family == "tensorrt-llm" and as_bool(ctx.opts.get("mpi_mode")) is True:
+    if need == "MPI" and ctx.facts.python_engine_with_mpi_mode and as_bool(ctx.opts.get("mpi_mode")) is True:
         return  # the TRT-LLM guide's quick start: engine=Python + option.mpi_mode=true (§8.3)
     if need == "Python" and as_bool(ctx.opts.get("mpi_mode")) is True:
         ctx.error(ctx.opt_path("mpi_mode"), RB_ENGINE, f"{ctx.rolling_batch} needs the Python engine; remove "
@@ -149,51 +153,50 @@ def check_engine_backend(ctx: Ctx) -> None:
               "(or leave engine out and the render picks it)")
 
 
+@check("mpi-mode-python-backend", needs=("rolling_batch_ok",))
 def check_mpi_for_python_backends(ctx: Ctx) -> None:
-    need = required_engine(ctx)
+    need = ctx.derived.required_engine
     if ctx.recipe.serving.engine is None and need == "Python" and as_bool(ctx.opts.get("mpi_mode")) is True:
         ctx.error(ctx.opt_path("mpi_mode"), RB_ENGINE, f"{ctx.rolling_batch} needs the Python engine; "
                   "option.mpi_mode=true launches MPI workers; remove it")
 
 
-def check_entry_point(ctx: Ctx) -> None:
-    ep = ctx.opts.get("entryPoint")
-    if ep is None:
+@check("batch-size-rolling-batch", needs=("rolling_batch_ok",))
+def check_batch_size(ctx: Ctx) -> None:
+    if ctx.rolling_batch == "disable":
         return
-    ep = str(ep)
-    path = ctx.opt_path("entryPoint")
-    if ctx.recipe.model.entry_point:
-        ctx.error(path, ENTRY_OPTION, "model.entry_point already names the handler; remove option.entryPoint "
-                  "(the render points it at the baked script)")
-        return
-    if ep.endswith(".py") or ep.startswith(("http://", "https://")):
-        ctx.error(path, ENTRY_OPTION, f"option.entryPoint '{ep}' is a script; give it as model.entry_point (a file "
-                  "beside the recipe) so it is baked into the image, and remove option.entryPoint")
-        return
-    need = {"deepspeed": "djl_python.deepspeed"}.get(ctx.rolling_batch)
-    if ctx.family == "neuronx":
-        need = "djl_python.transformers_neuronx"
-    if need and ep != need:
-        ctx.error(path, ENTRY_BACKEND, f"this backend needs option.entryPoint={need}, not '{ep}'; remove the key "
-                  f"(the render writes {need}) or write {need}")
+    s = ctx.recipe.serving
+    for path, value in ((("serving", "batch_size"), s.batch_size),
+                        (("serving", "max_dynamic_batch_size"), s.max_dynamic_batch_size),
+                        (ctx.opt_path("batch_size"), ctx.opts.get("batch_size"))):
+        n = as_int(value) if value is not None else None
+        if n is not None and n > 1:
+            ctx.error(path, BATCH_RB, f"{path[-1]} {n} turns on dynamic batching, which LMI does not combine with "
+                      f"rolling batch '{ctx.rolling_batch}' (it would silently disable rolling batch); set "
+                      "option.rolling_batch: disable, or remove the batch size")
 
 
-def tp_pp(ctx: Ctx) -> tuple[int, int] | None:
-    """Resolved (TP, PP), or None if a value is not usable (tp-range reports it)."""
-    inst, rel = ctx.instance, ctx.release
-    if inst is None or rel is None:
-        return None
-    raw = ctx.opts.get("tensor_parallel_degree", rel.default_tensor_parallel_degree)
-    if str(raw).strip().lower() == "max":
-        tp = inst.devices if inst.kind != "cpu" else 1
-    else:
-        tp = as_int(raw)  # type: ignore[assignment]
-    pp = as_int(ctx.opts.get("pipeline_parallel_degree", 1))
-    if tp is None or pp is None or tp < 1 or pp < 1:
-        return None
-    return tp, pp
+@check("async-mode-rolling-batch", needs=("rolling_batch_ok",))
+def check_async(ctx: Ctx) -> None:
+    if as_bool(ctx.opts.get("async_mode")) is True and ctx.rolling_batch not in ("disable", "auto"):
+        ctx.error(ctx.opt_path("async_mode"), ASYNC_RB,
+                  f"async_mode and rolling_batch '{ctx.rolling_batch}' are mutually exclusive; set "
+                  "rolling_batch: disable with async_mode: true, or remove async_mode")
 
 
+@check("cpu-full-transformers", needs=("rolling_batch_ok",))
+def check_cpu_handler(ctx: Ctx) -> None:
+    if not ctx.facts.needs_transformers_for_default_handler or ctx.recipe.model.entry_point:
+        return  # dev-cpu: the pipeline picks the runtime's hf variant for djl_python.huggingface
+    ep = str(ctx.opts.get("entryPoint", "djl_python.huggingface"))
+    if ep == "djl_python.huggingface":
+        path = ctx.opt_path("entryPoint") if "entryPoint" in ctx.opts else ("container", "family")
+        ctx.warning(path, CPU_TRANSFORMERS, "the cpu-full image has no transformers, so the default handler "
+                    "djl_python.huggingface cannot load a model; give a custom model.entry_point, or list "
+                    "transformers (and torch) in model.requirements")
+
+
+@check("tp-range", needs=("rolling_batch_ok", "instance", "fits"))
 def check_tp(ctx: Ctx) -> None:
     inst = ctx.instance
     assert inst is not None
@@ -221,52 +224,22 @@ def check_tp(ctx: Ctx) -> None:
             ctx.error(ctx.opt_path("pipeline_parallel_degree"), TP_RANGE,
                       "pipeline_parallel_degree must be an integer >= 1")
             return
-    both = tp_pp(ctx)
+    both = ctx.derived.tp_pp
     if both and both[0] * both[1] > inst.devices:
         ctx.error(ctx.opt_path("pipeline_parallel_degree"), TP_RANGE,
                   f"tensor_parallel_degree x pipeline_parallel_degree = {both[0] * both[1]} exceeds the "
                   f"{inst.devices} {unit} of {inst.name}; lower one of them")
 
 
+@check("vllm-pipeline-parallel", needs=("rolling_batch_ok", "instance", "fits"))
 def check_vllm_pp(ctx: Ctx) -> None:
     rel = ctx.release
     assert rel is not None
     pp = as_int(ctx.opts.get("pipeline_parallel_degree", 1))
     # vllm_rb_properties.py validate_pipeline_parallel exists from 0.30.0-dlc on, and the async service
-    # builds the same properties (docs/lmi-validators.md)
-    if crossfield.uses_vllm_properties(ctx) and crossfield.VLLM_PP.covers(rel) and pp is not None and pp != 1:
+    # builds the same properties (families.yaml vllm_pipeline_parallel_refused_since)
+    refused = since(rel.djl_version, load_facts().vllm_pipeline_parallel_refused_since)
+    if ctx.derived.vllm_properties and refused and pp is not None and pp != 1:
         ctx.error(ctx.opt_path("pipeline_parallel_degree"), VLLM_PP,
                   f"vLLM in LMI {rel.version} rejects pipeline_parallel_degree {pp}; remove it and use "
                   "tensor_parallel_degree")
-
-
-def check_batch_size(ctx: Ctx) -> None:
-    if ctx.rolling_batch == "disable":
-        return
-    s = ctx.recipe.serving
-    for path, value in ((("serving", "batch_size"), s.batch_size),
-                        (("serving", "max_dynamic_batch_size"), s.max_dynamic_batch_size),
-                        (ctx.opt_path("batch_size"), ctx.opts.get("batch_size"))):
-        n = as_int(value) if value is not None else None
-        if n is not None and n > 1:
-            ctx.error(path, BATCH_RB, f"{path[-1]} {n} turns on dynamic batching, which LMI does not combine with "
-                      f"rolling batch '{ctx.rolling_batch}' (it would silently disable rolling batch); set "
-                      "option.rolling_batch: disable, or remove the batch size")
-
-
-def check_async(ctx: Ctx) -> None:
-    if as_bool(ctx.opts.get("async_mode")) is True and ctx.rolling_batch not in ("disable", "auto"):
-        ctx.error(ctx.opt_path("async_mode"), ASYNC_RB,
-                  f"async_mode and rolling_batch '{ctx.rolling_batch}' are mutually exclusive; set "
-                  "rolling_batch: disable with async_mode: true, or remove async_mode")
-
-
-def check_cpu_handler(ctx: Ctx) -> None:
-    if ctx.family != "cpu" or ctx.recipe.model.entry_point:
-        return  # dev-cpu: the pipeline picks the runtime's hf variant for djl_python.huggingface
-    ep = str(ctx.opts.get("entryPoint", "djl_python.huggingface"))
-    if ep == "djl_python.huggingface":
-        path = ctx.opt_path("entryPoint") if "entryPoint" in ctx.opts else ("container", "family")
-        ctx.warning(path, CPU_TRANSFORMERS, "the cpu-full image has no transformers, so the default handler "
-                    "djl_python.huggingface cannot load a model; give a custom model.entry_point, or list "
-                    "transformers (and torch) in model.requirements")

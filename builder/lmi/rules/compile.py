@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from builder.lmi.rules.base import Ctx, as_int, rule
+from builder.lmi.rules.base import Ctx, as_int, check, rule
 from builder.lmi.rules.values import effective_max_rolling_batch_size
 
 COMPILE_FAMILY = rule("compile-family", "a compile: section only for tensorrt-llm and neuronx releases with an "
@@ -22,6 +22,7 @@ TRT_BUILD_KEYS = {"quant_algo", "kv_cache_quant_algo", "group_size", "smoothquan
                   "smoothquant_alpha", "smoothquant_per_token", "smoothquant_per_channel", "quantize"}
 
 
+@check("compile", needs=("rolling_batch_ok",))
 def check_compile(ctx: Ctx) -> None:
     comp = ctx.recipe.compile
     data = ctx.loaded.doc.data if isinstance(ctx.loaded.doc.data, dict) else {}

@@ -17,10 +17,9 @@ from typing import Any
 
 from builder.catalog import Release
 from builder.lmi.properties import format_value
-from builder.lmi.rules.base import Ctx, as_bool, rule
+from builder.lmi.rules.base import ASYNC_ENTRY_POINT, Ctx, as_bool, check, rule  # noqa: F401 - re-exported
 
 PM = "engines/python/setup/djl_python/properties_manager/"
-ASYNC_ENTRY_POINT = "djl_python.lmi_vllm.vllm_async_service"
 # Longest value we hand to ast.literal_eval: long_lora_scaling_factors and friends are short, and
 # literal_eval of a hostile megabyte of brackets costs memory and recursion.
 LITERAL_MAX = 4096
@@ -113,20 +112,11 @@ def text(ctx: Ctx, key: str) -> str | None:
     return format_value(ctx.opts[key]) if key in ctx.opts else None
 
 
-def _entry(ctx: Ctx) -> str | None:
-    """The handler LMI runs for this recipe, as resolve pins it (one place decides it)."""
-    from builder.lmi.resolve import pick_entry_point
-
-    assert ctx.release
-    return pick_entry_point(ctx.recipe.model.entry_point, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
-
-
 def uses_vllm_properties(ctx: Ctx) -> bool:
     """VllmRbProperties is built by the vLLM rolling batcher and by the async service (djl_python/lmi_vllm/
-    vllm_async_service.py, from 0.33.0-dlc on): rolling_batch vllm, or a recipe whose handler is that service."""
-    if ctx.rolling_batch == "vllm":
-        return True
-    return ctx.family == "lmi" and not ctx.recipe.model.entry_point and _entry(ctx) == ASYNC_ENTRY_POINT
+    vllm_async_service.py, from 0.33.0-dlc on): rolling_batch vllm, or a recipe whose handler is that service
+    (``Derived.vllm_properties``, computed once)."""
+    return ctx.derived.vllm_properties
 
 
 def _literal(raw: str) -> tuple[bool, Any]:
@@ -138,9 +128,11 @@ def _literal(raw: str) -> tuple[bool, Any]:
         return False, None
 
 
+@check("tnx-properties", needs=("rolling_batch_ok",))
 def check_tnx(ctx: Ctx) -> None:
     assert ctx.release
-    if ctx.family != "neuronx" or not TNX.covers(ctx.release) or ctx.recipe.model.entry_point:
+    # TransformerNeuronXProperties: the family whose every backend reads the tnx keys (families.yaml)
+    if "tnx" not in (ctx.facts.key_backends or ()) or not TNX.covers(ctx.release) or ctx.recipe.model.entry_point:
         return
     loader, schema = text(ctx, "model_loader"), text(ctx, "partition_schema")
     if loader == "tnx" and schema == "optimum":
@@ -168,6 +160,7 @@ def check_tnx(ctx: Ctx) -> None:
                   "integers separated by commas (LMI parses each with int()), e.g. 256,512,1024")
 
 
+@check("streaming-dynamic-batching", needs=("rolling_batch_ok",))
 def check_streaming(ctx: Ctx) -> None:
     assert ctx.release
     if not ALL.covers(ctx.release) or ctx.recipe.model.entry_point:
@@ -185,6 +178,7 @@ def check_streaming(ctx: Ctx) -> None:
                   "rolling batch off) and refuses it at start-up; remove enable_streaming or option.batch_size")
 
 
+@check("lmi-dist-fast-loader-draft", needs=("rolling_batch_ok",))
 def check_lmi_dist(ctx: Ctx) -> None:
     assert ctx.release
     if ctx.rolling_batch != "lmi-dist":
@@ -195,6 +189,7 @@ def check_lmi_dist(ctx: Ctx) -> None:
                   "with load_format sagemaker_fast_model_loader; remove speculative_draft_model or the load_format")
 
 
+@check("vllm-properties", needs=("rolling_batch_ok",))
 def check_vllm(ctx: Ctx) -> None:
     assert ctx.release
     if not uses_vllm_properties(ctx):
@@ -242,6 +237,7 @@ def _check_mm(ctx: Ctx) -> None:
         seen[parts[0]] = int(parts[1])
 
 
+@check("option-value-formats", needs=("rolling_batch_ok",))
 def check_values(ctx: Ctx) -> None:
     """Value formats that the vLLM / lmi-dist properties parse in a validator."""
     assert ctx.release
@@ -260,11 +256,12 @@ def check_values(ctx: Ctx) -> None:
                       "is not a number or a list of numbers (LMI refuses it at start-up); write e.g. (4.0, 8.0)")
 
 
+@check("bitsandbytes-device-map", needs=("rolling_batch_ok",))
 def check_bitsandbytes(ctx: Ctx) -> None:
     assert ctx.release
     # HuggingFaceProperties of the HF accelerate handler (djl_python/huggingface.py), not the async services
-    if ctx.rolling_batch != "disable" or not ALL.covers(ctx.release) or ctx.family not in ("lmi", "cpu", "dev-cpu") \
-            or ctx.recipe.model.entry_point or _entry(ctx) != "djl_python.huggingface":
+    if ctx.rolling_batch != "disable" or not ALL.covers(ctx.release) or not ctx.facts.hf_accelerate \
+            or ctx.recipe.model.entry_point or ctx.derived.entry_point != "djl_python.huggingface":
         return
     if "device_map" in ctx.opts:
         return
@@ -279,11 +276,3 @@ def check_bitsandbytes(ctx: Ctx) -> None:
         ctx.error(ctx.opt_path(where), BNB, f"{where}={text(ctx, where)} loads the model with bitsandbytes, which "
                   "HF accelerate only does with a device map (LMI refuses it at start-up: 'device_map should be "
                   "set'); add option.device_map: auto")
-
-
-CHECKS = [check_tnx, check_streaming, check_lmi_dist, check_vllm, check_values, check_bitsandbytes]
-
-
-def check(ctx: Ctx) -> None:
-    for c in CHECKS:
-        c(ctx)

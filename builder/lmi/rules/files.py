@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import PurePosixPath
 
-from builder.lmi.rules.base import Ctx, rule
+from builder.lmi.rules.base import Ctx, check, rule
 
 FILES_NEED_ENTRY = rule("model-files-entry-point", "model.files is baked beside model.entry_point, so it needs one",
                         "add model.entry_point (the custom handler), or remove model.files", "§5")
@@ -31,6 +31,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 GENERATED = "serving.properties"
 
 
+@check("model-files")
 def check_files(ctx: Ctx) -> None:
     m = ctx.recipe.model
     if not m.files:
@@ -69,13 +70,3 @@ def check_files(ctx: Ctx) -> None:
                                                "; one would silently replace the other: rename one of them"))
             continue
         taken[base_name] = f"model.files entry '{name}'"
-
-
-def check_env_names(ctx: Ctx) -> None:
-    for section, env in ((("env",), ctx.recipe.env), (("smoke", "env"), ctx.recipe.smoke.env)):
-        for key in env:
-            if not ENV_NAME_RE.match(key):
-                where = ".".join(section)
-                ctx.error((*section, key), ENV_NAME, f"{where} name {key!r} is not an environment variable name "
-                          "(letters, digits and '_', not starting with a digit); docker and the shell would "
-                          "refuse or misread it: rename it", key=True)

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from builder.diagnostics import Diagnostic, Location, relpath
-from builder.lmi.rules.base import Ctx, rule
+from builder.lmi.rules.base import Ctx, check, rule
 from builder.lmi.rules.weights import check_weights
 
 REVISION = rule("revision-pinned", "a Hub model pins model.revision to a full 40-hex commit (warning)",
@@ -35,6 +35,7 @@ SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".neff")
 
 
+@check("model-hub")
 def check_hub(ctx: Ctx) -> None:
     m = ctx.recipe.model
     if m.source_kind == "hub":
@@ -93,8 +94,9 @@ def resolve_local(ctx: Ctx, field: tuple, value: str, root: Path, rule_id: str, 
     return real
 
 
-def check_paths(ctx: Ctx) -> int | None:
-    """Checks local files; returns the byte size of the local model's weights when known."""
+@check("model-paths")
+def check_paths(ctx: Ctx) -> None:
+    """Checks local files; records the byte size of the local model's weights (ctx.model_bytes) when known."""
     m = ctx.recipe.model
     base = ctx.loaded.base_dir
     size: int | None = None
@@ -119,7 +121,7 @@ def check_paths(ctx: Ctx) -> int | None:
         resolve_local(ctx, ("model", "files", i), name, base, FILES, "any")
     if m.requirements is not None:
         resolve_local(ctx, ("model", "requirements"), m.requirements, base, REQUIREMENTS, "file")
-    return size
+    ctx.model_bytes = size
 
 
 def _scan_model(ctx: Ctx, folder: Path, root: Path) -> int:

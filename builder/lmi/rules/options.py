@@ -7,8 +7,9 @@ import difflib
 
 from builder.lmi.keys import OWNED_BY_MODEL, derived_keys, key_modes, known_keys, releases_reading
 from builder.lmi.properties import KEY_RE
-from builder.lmi.resolve import env_name, pick_entry_point
-from builder.lmi.rules.base import Ctx, rule
+from builder.lmi.resolve import env_name
+from builder.lmi.rules.base import Ctx, check, rule
+from builder.lmi.rules.files import ENV_NAME, ENV_NAME_RE
 from builder.secrets import SECRET_NAME_RE as SECRET_RE  # one rule for validate and bake
 
 UNKNOWN_OPTION = rule("unknown-option", "every option key is one the release reads with this backend/handler "
@@ -97,9 +98,62 @@ def _dropped_message(ctx: Ctx, key: str, known: frozenset[str], entry_point: str
             f"its handler){elsewhere}; LMI would drop it without a word; {hint}{custom}")
 
 
+def check_option_secrets(ctx: Ctx) -> None:
+    """Runs for every recipe (the release need not be known): a secret must not be baked whatever else is wrong."""
+    seen: dict[str, str] = {}
+    for key in ctx.opts:
+        if is_secret_option(key):
+            ctx.error(ctx.opt_path(key), OPTION_SECRET, f"option '{key}' looks like a secret and serving.option is "
+                      "baked into serving.properties, the image's labels and resolved.json (pass_through does not "
+                      "change that); remove it and pass the value in the environment at run time "
+                      "(HF_TOKEN is read from lmi-build's own environment and never baked)", key=True)
+            continue
+        if not KEY_RE.match(key):
+            continue
+        name = env_name("option." + key)
+        if name in seen:
+            ctx.error(ctx.opt_path(key), ENV_COLLISION, f"option '{key}' and '{seen[name]}' are both read from "
+                      f"{name} in LMI's environment form; LMI would see one value; keep one spelling", key=True)
+        else:
+            seen[name] = key
+
+
+@check("env")
+def check_env(ctx: Ctx) -> None:
+    check_option_secrets(ctx)
+    # smoke.env is not baked as ENV, but it is recorded in the image's labels (smoke settings and the
+    # resolved recipe) and the build record, so a secret there would be published with the image.
+    for key in ctx.recipe.smoke.env:
+        if SECRET_RE.search(key):
+            ctx.error(("smoke", "env", key), ENV_SECRET, f"smoke.env '{key}' looks like a secret and smoke.env is "
+                      "recorded in the image's labels and the build record; remove it (lmi-build smoke --env "
+                      "passes a value to one smoke run without recording it)", key=True)
+    for key in ctx.recipe.env:
+        path = ("env", key)
+        if SECRET_RE.search(key):
+            ctx.error(path, ENV_SECRET, f"env '{key}' looks like a secret and env: is baked into the image; remove "
+                      "it (HF_TOKEN is read from lmi-build's own environment and never baked)", key=True)
+        elif key.startswith(("OPTION_", "SERVING_", "HF_MODEL_")) or key in ("TENSOR_PARALLEL_DEGREE",
+                                                                            "PIPELINE_PARALLEL_DEGREE"):
+            ctx.error(path, ENV_CONFIG, f"env '{key}' would configure LMI beside serving.properties (which wins "
+                      "for option keys, §10.5); set it under serving: / model: instead", key=True)
+
+
+@check("env-names")
+def check_env_names(ctx: Ctx) -> None:
+    for section, env in ((("env",), ctx.recipe.env), (("smoke", "env"), ctx.recipe.smoke.env)):
+        for key in env:
+            if not ENV_NAME_RE.match(key):
+                where = ".".join(section)
+                ctx.error((*section, key), ENV_NAME, f"{where} name {key!r} is not an environment variable name "
+                          "(letters, digits and '_', not starting with a digit); docker and the shell would "
+                          "refuse or misread it: rename it", key=True)
+
+
+@check("option-keys", needs=("rolling_batch_ok",))
 def check_keys(ctx: Ctx) -> None:
     assert ctx.release
-    entry_point = pick_entry_point(ctx.recipe.model.entry_point, ctx.release, ctx.catalog, ctx.rolling_batch, ctx.opts)
+    entry_point = ctx.derived.entry_point
     known = known_keys(ctx.release, ctx.rolling_batch, entry_point)
     passed = set(ctx.recipe.serving.pass_through)
     for key in ctx.opts:
@@ -125,48 +179,9 @@ def check_keys(ctx: Ctx) -> None:
                         f"pass_through lists '{name}' but serving.option has no such key; remove the entry")
 
 
+@check("option-aliases", needs=("rolling_batch_ok",))
 def check_aliases(ctx: Ctx) -> None:
     for a, b in ALIASES:
         if a in ctx.opts and b in ctx.opts and str(ctx.opts[a]).lower() != str(ctx.opts[b]).lower():
             ctx.error(ctx.opt_path(b), ALIAS, f"{a}={ctx.opts[a]} and its alias {b}={ctx.opts[b]} disagree; LMI "
                       f"refuses this at start-up; keep only {a}", key=True)
-
-
-def check_option_secrets(ctx: Ctx) -> None:
-    """Runs for every recipe (the release need not be known): a secret must not be baked whatever else is wrong."""
-    seen: dict[str, str] = {}
-    for key in ctx.opts:
-        if is_secret_option(key):
-            ctx.error(ctx.opt_path(key), OPTION_SECRET, f"option '{key}' looks like a secret and serving.option is "
-                      "baked into serving.properties, the image's labels and resolved.json (pass_through does not "
-                      "change that); remove it and pass the value in the environment at run time "
-                      "(HF_TOKEN is read from lmi-build's own environment and never baked)", key=True)
-            continue
-        if not KEY_RE.match(key):
-            continue
-        name = env_name("option." + key)
-        if name in seen:
-            ctx.error(ctx.opt_path(key), ENV_COLLISION, f"option '{key}' and '{seen[name]}' are both read from "
-                      f"{name} in LMI's environment form; LMI would see one value; keep one spelling", key=True)
-        else:
-            seen[name] = key
-
-
-def check_env(ctx: Ctx) -> None:
-    check_option_secrets(ctx)
-    # smoke.env is not baked as ENV, but it is recorded in the image's labels (smoke settings and the
-    # resolved recipe) and the build record, so a secret there would be published with the image.
-    for key in ctx.recipe.smoke.env:
-        if SECRET_RE.search(key):
-            ctx.error(("smoke", "env", key), ENV_SECRET, f"smoke.env '{key}' looks like a secret and smoke.env is "
-                      "recorded in the image's labels and the build record; remove it (lmi-build smoke --env "
-                      "passes a value to one smoke run without recording it)", key=True)
-    for key in ctx.recipe.env:
-        path = ("env", key)
-        if SECRET_RE.search(key):
-            ctx.error(path, ENV_SECRET, f"env '{key}' looks like a secret and env: is baked into the image; remove "
-                      "it (HF_TOKEN is read from lmi-build's own environment and never baked)", key=True)
-        elif key.startswith(("OPTION_", "SERVING_", "HF_MODEL_")) or key in ("TENSOR_PARALLEL_DEGREE",
-                                                                            "PIPELINE_PARALLEL_DEGREE"):
-            ctx.error(path, ENV_CONFIG, f"env '{key}' would configure LMI beside serving.properties (which wins "
-                      "for option keys, §10.5); set it under serving: / model: instead", key=True)

@@ -28,7 +28,7 @@ import yaml
 
 from builder.catalog import Release, load_catalog, version_tuple
 from builder.diagnostics import Diagnostic
-from builder.lmi.rules.base import Ctx, rule
+from builder.lmi.rules.base import Ctx, check, rule
 from builder.recipe.loader import LoadedRecipe
 
 NEEDED = rule("trust-remote-code-needed", "a local or cached model that ships its own Python code (config.json "
@@ -181,7 +181,8 @@ def _judge(loaded: LoadedRecipe, found: RemoteCode, where: str, source_path: tup
                       f"once you have read {names}")]
 
 
-def check(ctx: Ctx) -> None:
+@check("remote-code", needs=("model_path_ok",))
+def check_remote_code(ctx: Ctx) -> None:
     """The local model.path folder (the path itself is checked by model-path / path-escape first)."""
     m = ctx.recipe.model
     if m.path is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import difflib
 
 from builder.catalog import version_tuple
-from builder.lmi.rules.base import Ctx, rule
+from builder.catalog.facts import load_facts
+from builder.lmi.rules.base import Ctx, check, rule
 
 UNKNOWN_RELEASE = rule("unknown-release", "container.version must be a release of container.family in the catalog",
                        "use one of the listed versions (builder/catalog/containers.yaml)", "§2, §12")
@@ -16,13 +17,7 @@ UNKNOWN_INSTANCE = rule("unknown-instance", "target.instance_type must be in the
                         "use the suggested name, or add the type to builder/catalog/instances.yaml", "§12")
 UNKNOWN_REGION = rule("unknown-region", "target.region must have a known DLC registry account",
                       "use a region listed in builder/catalog/regions.yaml", "§12")
-FAMILY_ACCELERATOR = rule("family-accelerator", "the container family must run on the instance's accelerator "
-                          "(no TensorRT-LLM on Inferentia, no NeuronX on GPUs, LMI GPU images need a GPU)",
-                          "pick an instance of the right kind or the family built for it", "§12, §17.5")
-TRTLLM_CC = rule("trtllm-compute-capability", "TensorRT-LLM needs a GPU of compute capability >= 8.0",
-                 "use g5/g6/g6e/p4d/p5 (A10G, L4, L40S, A100, H100) or the lmi family", "§12")
-
-
+@check("release")
 def check_release(ctx: Ctx) -> None:
     c = ctx.recipe.container
     if ctx.release is None:
@@ -39,9 +34,9 @@ def check_release(ctx: Ctx) -> None:
         known = ctx.catalog.versions(c.family)
         elsewhere = [r.family for r in ctx.catalog.releases if r.version == c.version]
         hint = f" ({c.version} exists for family {', '.join(sorted(set(elsewhere)))})" if elsewhere else ""
-        removed = ""
-        if c.family == "neuronx" and version_tuple(c.version) >= (0, 35):
-            removed = "; Transformers-NeuronX was removed by LMI 0.35.0 (djl-serving #2939)"
+        facts = load_facts().of(c.family)  # a family gone from a DJL version on says so (families.yaml)
+        gone = facts.removed_since is not None and version_tuple(c.version) >= version_tuple(facts.removed_since)
+        removed = f"; {facts.removed_note}" if gone else ""
         ctx.error(("container", "version"), UNKNOWN_RELEASE,
                   f"container.version '{c.version}' is not a known {c.family} release{hint}{removed}; "
                   f"known {c.family} versions: {', '.join(known)}")
@@ -54,6 +49,7 @@ def check_release(ctx: Ctx) -> None:
                   "or set container.image to an image you built, pinned by digest")
 
 
+@check("instance")
 def check_instance(ctx: Ctx) -> None:
     t = ctx.recipe.target
     if ctx.instance is None:
@@ -65,6 +61,7 @@ def check_instance(ctx: Ctx) -> None:
                   f"unknown instance type '{t.instance_type}'{hint}")
 
 
+@check("region")
 def check_region(ctx: Ctx) -> None:
     region = ctx.recipe.target.region
     fam = ctx.catalog.families.get(ctx.family)
@@ -75,26 +72,3 @@ def check_region(ctx: Ctx) -> None:
         ctx.error(("target", "region"), UNKNOWN_REGION,
                   f"no LMI DLC registry account is known for region '{region}'{hint} "
                   "(or pin container.image to an image you can pull)")
-
-
-def check_fit(ctx: Ctx) -> None:
-    inst, fam = ctx.instance, ctx.catalog.families.get(ctx.family)
-    if inst is None or fam is None:
-        return
-    if inst.kind not in fam.device_kinds:
-        suggestion = {"gpu": "lmi or tensorrt-llm", "neuron": "neuronx", "cpu": "cpu or dev-cpu"}[inst.kind]
-        ctx.error(("container", "family"), FAMILY_ACCELERATOR,
-                  f"family '{ctx.family}' runs on {'/'.join(fam.device_kinds)} but {inst.name} has "
-                  f"{inst.accelerator} ({inst.kind}); use family {suggestion} for this instance, or an instance "
-                  f"with a {'/'.join(fam.device_kinds)} accelerator")
-        return
-    if fam.min_compute_capability and inst.kind == "gpu" and inst.compute_capability and \
-            version_tuple(inst.compute_capability) < version_tuple(fam.min_compute_capability):
-        ctx.error(("target", "instance_type"), TRTLLM_CC,
-                  f"{ctx.family} needs compute capability >= {fam.min_compute_capability}; {inst.name} has "
-                  f"{inst.accelerator} (sm_{inst.compute_capability.replace('.', '')}); use a g5, g6, g6e, p4d or "
-                  "p5 instance, or the lmi family")
-
-
-CHECKS = [check_release, check_instance, check_region]
-FIT_CHECKS = [check_fit]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from builder.lmi.keys import backends_for
-from builder.lmi.rules.base import Ctx, as_bool, as_int, rule
+from builder.lmi.rules.base import Ctx, as_bool, as_int, check, rule
 
 DTYPE_VALUE = rule("dtype-value", "option.dtype is one the backend accepts (fp32, fp16, bf16, auto; vLLM also "
                    "float32/float16/bfloat16; NeuronX fp32/fp16/bf16)", "use one of the listed values", "§6, §8")
@@ -45,6 +45,90 @@ DTYPES = {
 BF16 = {"bf16", "bfloat16"}
 
 
+def effective_max_rolling_batch_size(ctx: Ctx) -> int | None:
+    assert ctx.release
+    if "max_rolling_batch_size" in ctx.opts:
+        return as_int(ctx.opts["max_rolling_batch_size"])
+    if "max_num_seqs" in ctx.opts:
+        return as_int(ctx.opts["max_num_seqs"])
+    return ctx.release.max_rolling_batch_default(ctx.rolling_batch)
+
+
+@check("batch-limits", needs=("rolling_batch_ok",))
+def check_batch_limits(ctx: Ctx) -> None:
+    if "max_rolling_batch_size" in ctx.opts:
+        n = as_int(ctx.opts["max_rolling_batch_size"])
+        if n is None or n <= 0:
+            ctx.error(ctx.opt_path("max_rolling_batch_size"), MRBS,
+                      f"max_rolling_batch_size '{ctx.opts['max_rolling_batch_size']}' must be an integer > 0, "
+                      "e.g. 64")
+            return
+    jqs = ctx.recipe.serving.job_queue_size
+    if jqs is not None and jqs <= 0:
+        ctx.error(("serving", "job_queue_size"), JQS, f"job_queue_size {jqs} must be > 0 (LMI default 1000)")
+        return
+    mrbs = effective_max_rolling_batch_size(ctx)
+    if ctx.rolling_batch != "disable" and mrbs is not None and (jqs or 1000) < mrbs:
+        path = ("serving", "job_queue_size") if jqs is not None else ctx.opt_path("max_rolling_batch_size")
+        ctx.error(path, JQS, f"job_queue_size {jqs or 1000}{'' if jqs else ' (default)'} is below "
+                  f"max_rolling_batch_size {mrbs}: requests would be rejected while the batch has room; set "
+                  f"job_queue_size to at least {mrbs}")
+
+
+@check("timeouts", needs=("rolling_batch_ok",))
+def check_timeouts(ctx: Ctx) -> None:
+    for key, rid in (("model_loading_timeout", LOAD_TIMEOUT), ("predict_timeout", PREDICT_TIMEOUT)):
+        if key in ctx.opts:
+            raw = ctx.opts[key]
+            n = as_int(raw)
+            if n is None or n <= 0:
+                ctx.error(ctx.opt_path(key), rid, f"{key} '{raw}' must be a whole number of seconds > 0 "
+                          f"(e.g. {1800 if key == 'model_loading_timeout' else 240})")
+    assert ctx.release
+    load = as_int(ctx.opts.get("model_loading_timeout", ctx.release.model_loading_timeout))
+    ready = ctx.recipe.smoke.readiness_timeout_s
+    if ready is not None and load is not None and ready < load:
+        ctx.warning(("smoke", "readiness_timeout_s"), READINESS,
+                    f"smoke.readiness_timeout_s {ready} is below the model loading timeout {load}s; the smoke test "
+                    "may give up while the model is still loading (set it >= the loading timeout)")
+
+
+@check("output-formatter", needs=("rolling_batch_ok",))
+def check_output_formatter(ctx: Ctx) -> None:
+    if "output_formatter" not in ctx.opts:
+        return
+    assert ctx.release
+    value = str(ctx.opts["output_formatter"])
+    if value not in ctx.release.output_formatters:
+        ctx.error(ctx.opt_path("output_formatter"), OUTPUT_FORMATTER,
+                  f"output_formatter '{value}' is not known to LMI {ctx.release.version} (it would log a warning and "
+                  f"fall back); use one of: {', '.join(ctx.release.output_formatters)}")
+
+
+@check("quantize-value", needs=("rolling_batch_ok",))
+def check_quantize(ctx: Ctx) -> None:
+    assert ctx.release
+    for key in ("quantize", "quantization"):
+        if key not in ctx.opts:
+            continue
+        value = str(ctx.opts[key])
+        for backend in backends_for(ctx.release, ctx.rolling_batch):
+            allowed = ctx.release.quantize.get(backend)
+            if allowed and value not in allowed:
+                ctx.error(ctx.opt_path(key), QUANTIZE, f"{key} '{value}' is not accepted by {backend} in LMI "
+                          f"{ctx.release.version}; use one of: {', '.join(allowed)}")
+                return
+
+
+@check("lmi-dist-lora-draft", needs=("rolling_batch_ok",))
+def check_lmi_dist(ctx: Ctx) -> None:
+    if ctx.rolling_batch == "lmi-dist" and as_bool(ctx.opts.get("enable_lora")) is True \
+            and ctx.opts.get("speculative_draft_model"):
+        ctx.error(ctx.opt_path("speculative_draft_model"), LORA_DRAFT,
+                  "lmi-dist cannot use LoRA (enable_lora) together with a speculative draft model; remove one")
+
+
+@check("dtype", needs=("rolling_batch_ok", "instance", "fits"))
 def check_dtype(ctx: Ctx) -> None:
     if "dtype" not in ctx.opts:
         return
@@ -68,38 +152,11 @@ def check_dtype(ctx: Ctx) -> None:
                   f"(sm_{inst.compute_capability.replace('.', '')}); use fp16, or a g5/g6/p4d/p5 instance")
 
 
-def effective_max_rolling_batch_size(ctx: Ctx) -> int | None:
-    assert ctx.release
-    if "max_rolling_batch_size" in ctx.opts:
-        return as_int(ctx.opts["max_rolling_batch_size"])
-    if "max_num_seqs" in ctx.opts:
-        return as_int(ctx.opts["max_num_seqs"])
-    return ctx.release.max_rolling_batch_default(ctx.rolling_batch)
-
-
-def check_batch_limits(ctx: Ctx) -> None:
-    if "max_rolling_batch_size" in ctx.opts:
-        n = as_int(ctx.opts["max_rolling_batch_size"])
-        if n is None or n <= 0:
-            ctx.error(ctx.opt_path("max_rolling_batch_size"), MRBS,
-                      f"max_rolling_batch_size '{ctx.opts['max_rolling_batch_size']}' must be an integer > 0, "
-                      "e.g. 64")
-            return
-    jqs = ctx.recipe.serving.job_queue_size
-    if jqs is not None and jqs <= 0:
-        ctx.error(("serving", "job_queue_size"), JQS, f"job_queue_size {jqs} must be > 0 (LMI default 1000)")
-        return
-    mrbs = effective_max_rolling_batch_size(ctx)
-    if ctx.rolling_batch != "disable" and mrbs is not None and (jqs or 1000) < mrbs:
-        path = ("serving", "job_queue_size") if jqs is not None else ctx.opt_path("max_rolling_batch_size")
-        ctx.error(path, JQS, f"job_queue_size {jqs or 1000}{'' if jqs else ' (default)'} is below "
-                  f"max_rolling_batch_size {mrbs}: requests would be rejected while the batch has room; set "
-                  f"job_queue_size to at least {mrbs}")
-
-
-def check_parallel_loading(ctx: Ctx, workers: int | None, model_bytes: int | None) -> None:
+@check("parallel-loading", needs=("rolling_batch_ok", "instance", "fits"))
+def check_parallel_loading(ctx: Ctx) -> None:
     if "parallel_loading" not in ctx.opts:
         return
+    workers, model_bytes = ctx.derived.workers, ctx.model_bytes
     path = ctx.opt_path("parallel_loading")
     flag = as_bool(ctx.opts["parallel_loading"])
     if flag is None:
@@ -119,52 +176,3 @@ def check_parallel_loading(ctx: Ctx, workers: int | None, model_bytes: int | Non
         if need > have:
             ctx.error(path, PARALLEL_LOADING, f"parallel_loading loads {workers} copies ({need / (1 << 30):.1f} GiB) "
                       f"but {ctx.instance.name} has {ctx.instance.host_memory_gib} GiB of host memory; remove it")
-
-
-def check_timeouts(ctx: Ctx) -> None:
-    for key, rid in (("model_loading_timeout", LOAD_TIMEOUT), ("predict_timeout", PREDICT_TIMEOUT)):
-        if key in ctx.opts:
-            raw = ctx.opts[key]
-            n = as_int(raw)
-            if n is None or n <= 0:
-                ctx.error(ctx.opt_path(key), rid, f"{key} '{raw}' must be a whole number of seconds > 0 "
-                          f"(e.g. {1800 if key == 'model_loading_timeout' else 240})")
-    assert ctx.release
-    load = as_int(ctx.opts.get("model_loading_timeout", ctx.release.model_loading_timeout))
-    ready = ctx.recipe.smoke.readiness_timeout_s
-    if ready is not None and load is not None and ready < load:
-        ctx.warning(("smoke", "readiness_timeout_s"), READINESS,
-                    f"smoke.readiness_timeout_s {ready} is below the model loading timeout {load}s; the smoke test "
-                    "may give up while the model is still loading (set it >= the loading timeout)")
-
-
-def check_output_formatter(ctx: Ctx) -> None:
-    if "output_formatter" not in ctx.opts:
-        return
-    assert ctx.release
-    value = str(ctx.opts["output_formatter"])
-    if value not in ctx.release.output_formatters:
-        ctx.error(ctx.opt_path("output_formatter"), OUTPUT_FORMATTER,
-                  f"output_formatter '{value}' is not known to LMI {ctx.release.version} (it would log a warning and "
-                  f"fall back); use one of: {', '.join(ctx.release.output_formatters)}")
-
-
-def check_quantize(ctx: Ctx) -> None:
-    assert ctx.release
-    for key in ("quantize", "quantization"):
-        if key not in ctx.opts:
-            continue
-        value = str(ctx.opts[key])
-        for backend in backends_for(ctx.release, ctx.rolling_batch):
-            allowed = ctx.release.quantize.get(backend)
-            if allowed and value not in allowed:
-                ctx.error(ctx.opt_path(key), QUANTIZE, f"{key} '{value}' is not accepted by {backend} in LMI "
-                          f"{ctx.release.version}; use one of: {', '.join(allowed)}")
-                return
-
-
-def check_lmi_dist(ctx: Ctx) -> None:
-    if ctx.rolling_batch == "lmi-dist" and as_bool(ctx.opts.get("enable_lora")) is True \
-            and ctx.opts.get("speculative_draft_model"):
-        ctx.error(ctx.opt_path("speculative_draft_model"), LORA_DRAFT,
-                  "lmi-dist cannot use LoRA (enable_lora) together with a speculative draft model; remove one")

@@ -1,0 +1,107 @@
+"""Per-family facts (builder/catalog/families.yaml) as validated data: what the rules, key tables, compile
+settings and the LMI differential check used to write as ``family ==`` / ``version_tuple >= (0, 33)`` chains.
+
+A DJL-version threshold is written as the version it starts at ("0.33"); ``since(release, "0.33")`` compares
+it with the release's DJL version. Loaded once; a broken file is a bug here and fails loudly at import.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+HERE = Path(__file__).parent
+
+
+def _tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CompileFacts(_Data):
+    options: dict[str, str]  # compile.<field> -> the option key the partition tool reads
+    toolkit_before: str | None = None  # DJL versions below this use the toolkit's keys
+    toolkit_options: dict[str, str] = Field(default_factory=dict)
+    runtime_rolling_batch: str | None = None  # what the runtime must run a compiled engine with
+
+
+class FamilyFacts(_Data):
+    removed_backends: dict[str, str] = Field(default_factory=dict)  # rolling_batch -> DJL version gone at
+    rewrites_removed: dict[str, str] = Field(default_factory=dict)  # removed backend -> what LMI runs instead
+    required_engine: dict[str, str] = Field(default_factory=dict)  # rolling_batch ("*": any) -> engine
+    python_engine_with_mpi_mode: bool = False
+    handler: str | None = None  # the handler the family always runs (when no custom one)
+    key_backends: list[str] | None = None  # None: the rolling_batch's own (auto: every offered one)
+    extra_key_backends: list[str] = Field(default_factory=list)
+    hf_accelerate: bool = False
+    vllm_async_service: bool = False  # the image runs djl_python.lmi_vllm.vllm_async_service
+    auto_warning: bool = False
+    no_rolling_batch: bool = False
+    needs_transformers_for_default_handler: bool = False
+    keys_since: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    lmi_validator: str | None = None
+    removed_since: str | None = None
+    removed_note: str = ""
+    compile: CompileFacts | None = None
+
+    @field_validator("removed_backends", "keys_since", "removed_since")
+    @classmethod
+    def _versions(cls, value: object) -> object:
+        versions = [value] if isinstance(value, str) else list(value.values()) if isinstance(value, dict) else []
+        flat = [v for x in versions for v in (x if isinstance(x, dict) else [x])]
+        for v in flat:
+            if isinstance(v, str) and not _tuple(v):
+                raise ValueError(f"{v!r} is not a DJL version")
+        return value
+
+    def removed_at(self, rolling_batch: str, djl_version: str) -> str | None:
+        """The DJL version that removed ``rolling_batch`` if ``djl_version`` is at or after it, else None."""
+        gone = self.removed_backends.get(rolling_batch)
+        return gone if gone is not None and _tuple(djl_version) >= _tuple(gone) else None
+
+    def engine_for(self, rolling_batch: str) -> str | None:
+        return self.required_engine.get(rolling_batch, self.required_engine.get("*"))
+
+    def keys_added(self, backend: str, djl_version: str) -> set[str]:
+        v = _tuple(djl_version)
+        return {k for since, keys in self.keys_since.get(backend, {}).items() if v >= _tuple(since) for k in keys}
+
+
+class Facts(_Data):
+    families: dict[str, FamilyFacts]
+    # a fact of LMI's vLLM properties manager, whatever family's image runs it
+    vllm_pipeline_parallel_refused_since: str
+    required_entry_point: dict[str, str] = Field(default_factory=dict)  # rolling_batch -> option.entryPoint
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.families)
+
+    def of(self, family: str) -> FamilyFacts:
+        """An unknown family (refused by the recipe schema) has no facts: the empty default."""
+        return self.families.get(family) or FamilyFacts()
+
+    def with_(self, flag: str) -> tuple[str, ...]:
+        """The families whose boolean fact ``flag`` is set (e.g. hf_accelerate), in family-list order."""
+        return tuple(n for n, f in self.families.items() if getattr(f, flag))
+
+
+def since(djl_version: str, threshold: str | None) -> bool:
+    """Whether a DJL version is at or after a threshold from the facts (None: never)."""
+    return threshold is not None and _tuple(djl_version) >= _tuple(threshold)
+
+
+@lru_cache(maxsize=1)
+def load_facts() -> Facts:
+    return Facts.model_validate(yaml.safe_load((HERE / "families.yaml").read_text()))
+
+
+FAMILIES: tuple[str, ...] = load_facts().names
+
+__all__ = ["FAMILIES", "CompileFacts", "FamilyFacts", "Facts", "load_facts", "since"]

@@ -1,0 +1,121 @@
+"""The rule registry (builder.lmi.rules.base.check), the value computed once per validation, and the family
+facts the rules read from builder/catalog/families.yaml instead of if-chains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from builder.catalog import load_catalog
+from builder.catalog.facts import FAMILIES, load_facts
+from builder.lmi.rules import CHECKS, validate
+from builder.lmi.rules import base as rules_base
+from builder.lmi.rules.base import NEEDS, check, run_checks
+from builder.recipe import load_recipe
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+# The run order. Diagnostics are sorted by position, and two at one position keep the order they were
+# reported in, so a change here changes output: update it only on purpose.
+ORDER = [
+    "release", "instance", "region", "model-hub", "model-paths", "model-files", "remote-code", "env", "env-names",
+    "option-keys", "option-aliases", "engine", "entry-point", "rolling-batch", "rolling-batch-engine",
+    "mpi-mode-python-backend", "batch-size-rolling-batch", "async-mode-rolling-batch", "cpu-full-transformers",
+    "tp-range", "vllm-pipeline-parallel", "batch-limits", "timeouts", "output-formatter", "quantize-value",
+    "lmi-dist-lora-draft", "dtype", "parallel-loading", "compile", "tnx-properties", "streaming-dynamic-batching",
+    "lmi-dist-fast-loader-draft", "vllm-properties", "option-value-formats", "bitsandbytes-device-map", "fit",
+]
+
+
+def recipe(tmp_path: Path, **over: object) -> Path:
+    data = {"name": "t", "model": {"id": "org/model", "revision": SHA},
+            "container": {"family": "lmi", "version": "lmi-12.0.0"}, "target": {"instance_type": "ml.g5.12xlarge"},
+            "serving": {"engine": "MPI", "option": {"rolling_batch": "lmi-dist"}}}
+    data.update(over)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_registry_order_is_pinned() -> None:
+    assert [c.id for c in CHECKS] == ORDER
+    assert all(set(c.needs) <= set(NEEDS) for c in CHECKS)
+
+
+def test_check_refuses_unknown_precondition_and_duplicate_id() -> None:
+    before = list(CHECKS)
+    with pytest.raises(ValueError, match="unknown preconditions"):
+        check("x-new", needs=("no-such",))
+    with pytest.raises(ValueError, match="two checks"):
+        check("fit")(lambda ctx: None)
+    assert CHECKS == before
+
+
+def test_preconditions_skip_checks_without_a_release(tmp_path: Path) -> None:
+    from builder.lmi.rules.base import Ctx
+
+    loaded = load_recipe(recipe(tmp_path, container={"family": "lmi", "version": "0.28.0"}))
+    cat = load_catalog()
+    ctx = Ctx(loaded, loaded.recipe, cat, None, cat.instance("ml.g5.12xlarge"))
+    ran = run_checks(ctx)
+    no_release = [c for c in CHECKS if not {"release", "rolling_batch_ok"} & set(c.needs)]
+    assert ran == len(no_release) < len(CHECKS)
+    assert [d.rule for d in ctx.out] == ["unknown-release"]
+
+
+def test_derived_is_computed_once_per_validation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    real = rules_base.derive
+
+    def counting(ctx: rules_base.Ctx) -> rules_base.Derived:
+        calls.append(ctx)
+        return real(ctx)
+
+    monkeypatch.setattr(rules_base, "derive", counting)
+    validate(load_recipe(recipe(tmp_path, serving={"option": {"rolling_batch": "vllm", "dtype": "fp16",
+                                                              "parallel_loading": True}})))
+    assert len(calls) == 1
+
+
+def test_derived_values(tmp_path: Path) -> None:
+    from builder.lmi.rules.base import Ctx
+
+    loaded = load_recipe(recipe(tmp_path, container={"family": "lmi", "version": "lmi-27.0.0"},
+                                serving={"option": {"tensor_parallel_degree": 2}}))
+    cat = load_catalog()
+    ctx = Ctx(loaded, loaded.recipe, cat, cat.release("lmi", "lmi-27.0.0"), cat.instance("ml.g5.12xlarge"))
+    d = ctx.derived
+    assert (d.rolling_batch, d.entry_point, d.vllm_properties) == ("auto", "djl_python.lmi_vllm.vllm_async_service",
+                                                                    True)
+    assert (d.tp_pp, d.workers, d.fits, d.rolling_batch_ok) == ((2, 1), 2, True, True)
+    assert ctx.derived is d
+
+
+def test_family_list_is_the_catalogs() -> None:
+    from builder.recipe.model import FAMILIES as SCHEMA_FAMILIES
+
+    assert FAMILIES == tuple(load_catalog().families)
+    assert SCHEMA_FAMILIES == FAMILIES
+
+
+def test_removed_backend_is_read_from_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lmi-dist on lmi-12 is fine; with the data saying it was removed at 0.30 the rule refuses it."""
+    path = recipe(tmp_path)
+    assert "backend-removed" not in {d.rule for d in validate(load_recipe(path))}
+    facts = load_facts()
+    lmi = facts.families["lmi"].model_copy(update={"removed_backends": {"lmi-dist": "0.30"}})
+    changed = facts.model_copy(update={"families": {**facts.families, "lmi": lmi}})
+    monkeypatch.setattr(rules_base, "load_facts", lambda: changed)
+    [d] = [d for d in validate(load_recipe(path)) if d.rule == "backend-removed"]
+    assert "removed in LMI 0.30 (LMI would silently rewrite it to vllm)" in d.message
+
+
+def test_facts_refuse_a_bad_version() -> None:
+    from pydantic import ValidationError
+
+    from builder.catalog.facts import FamilyFacts
+
+    with pytest.raises(ValidationError, match="not a DJL version"):
+        FamilyFacts(removed_backends={"lmi-dist": "soon"})
