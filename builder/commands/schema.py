@@ -15,12 +15,26 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
 
 
-def schema_text() -> str:
+def schema_dict() -> dict:
+    """One document for both recipe shapes: ``oneOf`` the single-model ``Recipe`` (top-level ``model:``)
+    and the ``MultiRecipe`` (top-level ``models:``, docs/multi-model.md), sharing one ``$defs``.
+
+    Both models forbid unknown keys (``additionalProperties: false``), so a document matches at most
+    one branch; ``oneOf`` (not ``anyOf``) also makes an editor flag a recipe with both keys."""
+    from pydantic.json_schema import models_json_schema
+
+    from builder.multi.model import MultiRecipe
     from builder.recipe.model import Recipe
 
-    schema = Recipe.model_json_schema(by_alias=True)
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "lmi-builder recipe"}
-    return json.dumps(schema, indent=2, sort_keys=False) + "\n"
+    refs, defs = models_json_schema([(Recipe, "validation"), (MultiRecipe, "validation")], by_alias=True)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "lmi-builder recipe",
+            "description": "An lmi-builder recipe: one model (top-level model:) or several (top-level models:, "
+                           "docs/multi-model.md).",
+            "oneOf": [refs[(Recipe, "validation")], refs[(MultiRecipe, "validation")]], **defs}
+
+
+def schema_text() -> str:
+    return json.dumps(schema_dict(), indent=2, sort_keys=False) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -125,8 +125,11 @@ def test_render_refuses_invalid_recipe(tmp_path: Path, capsys: pytest.CaptureFix
 def test_schema_is_the_model_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    assert schema["title"] == "lmi-builder recipe" and "serving" in schema["properties"]
-    assert set(schema["required"]) == {"name", "model", "container", "target"}
+    assert schema["title"] == "lmi-builder recipe"
+    assert schema["oneOf"] == [{"$ref": "#/$defs/Recipe"}, {"$ref": "#/$defs/MultiRecipe"}]
+    single = schema["$defs"]["Recipe"]
+    assert "serving" in single["properties"]
+    assert set(single["required"]) == {"name", "model", "container", "target"}
 
 
 def test_committed_schema_is_current(capsys: pytest.CaptureFixture[str]) -> None:
