@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from builder.catalog.facts import load_facts
 from builder.diagnostics import Diagnostic
 
 MODEL_DIR = "/opt/ml/model"  # §13: where the baked model sits; the worker gets it as model_dir
@@ -78,19 +79,21 @@ class LmiComparison(BaseModel):
 
 def backend_for(resolved: Any) -> str:
     """Which LMI validator judges this recipe (§8.2-8.4); ``properties`` means the base class (§6)."""
-    family = resolved.release.family
-    if family == "tensorrt-llm":
-        return "tensorrt-llm"  # the TRT-LLM handler builds TensorRtLlmProperties (§8.3)
-    if family == "neuronx":
-        return "neuronx"  # the Neuron handler builds TransformerNeuronXProperties (§8.4)
+    # tensorrt-llm: TensorRtLlmProperties (§8.3); neuronx: TransformerNeuronXProperties (§8.4); families.yaml
+    validator = load_facts().of(resolved.release.family).lmi_validator
+    if validator:
+        return validator
     if resolved.rolling_batch == "lmi-dist" and not _lmi_dist_rewritten(resolved):
         return "lmi-dist"  # LmiDistRollingBatch builds LmiDistRbProperties (§8.2)
     return "properties"
 
 
 def _lmi_dist_rewritten(resolved: Any) -> bool:
-    """From 0.33.0 Java rewrites rolling_batch=lmi-dist to vllm before any worker starts (§2, §7 step 2)."""
-    return resolved.rolling_batch == "lmi-dist" and _version(resolved.release.djl_version) >= (0, 33)
+    """From 0.33.0 Java rewrites rolling_batch=lmi-dist to vllm before any worker starts (§2, §7 step 2):
+    families.yaml removed_backends + rewrites_removed."""
+    facts = load_facts().of(resolved.release.family)
+    rb = resolved.rolling_batch
+    return rb in facts.rewrites_removed and facts.removed_at(rb, resolved.release.djl_version) is not None
 
 
 def validator_input(resolved: Any) -> LmiInput:
@@ -123,17 +126,10 @@ def validator_input(resolved: Any) -> LmiInput:
     rb = opts.get("rolling_batch", "")
     if rb == "trtllm":
         derive("mpi_mode", "true", "rolling_batch=trtllm forces mpi_mode=true (§5, §7 step 4)")
-    elif rb == "lmi-dist" and _version(resolved.release.djl_version) < (0, 33):
+    elif rb == "lmi-dist" and not _lmi_dist_rewritten(resolved):
         derive("mpi_mode", "true", "v0.29.0 auto-configuration sets mpi_mode=true for lmi-dist (§7)")
     env = {k: v for k, v in resolved.recipe.env.items() if k.startswith("NEURON_")}  # tnx env defaults (§8.4)
     return LmiInput(backend=backend_for(resolved), options=opts, derived=derived, env=env)
-
-
-def _version(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in text.split(".")[:2])
-    except ValueError:
-        return (0,)
 
 
 def compare_paths(paths: list[Path], results: dict[Path, list[Diagnostic]], *,

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from builder.catalog.facts import load_facts, since
 from builder.diagnostics import Diagnostic
 from builder.lmi.properties import format_value
 from builder.lmi.resolve import Resolved
 from builder.recipe.loader import LoadedRecipe
 
-AOT_FAMILIES = ("tensorrt-llm", "neuronx")
-NEURON_ENTRY_POINT = "djl_python.transformers_neuronx"
+# the families with a compile: option map in builder/catalog/families.yaml
+AOT_FAMILIES = tuple(name for name, f in load_facts().families.items() if f.compile is not None)
+NEURON_ENTRY_POINT = load_facts().of("neuronx").handler or "djl_python.transformers_neuronx"
 # Build-time keys LMI does not expose at runtime (§8.3): they belong under compile:
 BUILD_ONLY_KEYS = {"quant_algo", "kv_cache_quant_algo", "group_size", "smoothquant_val", "clamp_val",
                    "use_meta_recipe", "has_zero_point", "pre_quant_scales", "exclude_modules", "calib_dataset",
@@ -28,30 +30,19 @@ BUILD_ONLY_KEYS = {"quant_algo", "kv_cache_quant_algo", "group_size", "smoothqua
 def compile_options(resolved: Resolved) -> dict[str, Any]:
     """option.* keys (without the prefix) the compile adds or fixes, from ``compile:``."""
     c = resolved.recipe.compile
-    family = resolved.release.family
+    facts = load_facts().of(resolved.release.family).compile
     out: dict[str, Any] = {}
-    if family == "tensorrt-llm":
-        toolkit = resolved.release.version_tuple < (0, 30)
-        if c.max_input_len:
-            out["max_input_len"] = c.max_input_len
-        if c.max_seq_len:
-            if toolkit:  # the toolkit era had max_output_len, "now maps to max_seq_len" (§8.3)
-                out["max_output_len"] = c.max_seq_len - (c.max_input_len or 1024)
-            else:
-                out["max_seq_len"] = c.max_seq_len
-        if c.max_num_tokens:
-            out["max_num_tokens"] = c.max_num_tokens
-        if c.max_batch_size:
-            out["max_rolling_batch_size"] = c.max_batch_size
-        if c.quantization:
-            out["quantize" if toolkit else "quant_algo"] = c.quantization
-    elif family == "neuronx":
-        if c.max_seq_len:
-            out["n_positions"] = c.max_seq_len
-        if c.max_batch_size:
-            out["max_rolling_batch_size"] = c.max_batch_size
-        if c.quantization:
-            out["quantize"] = c.quantization
+    if facts is not None:
+        # the toolkit era (tensorrt-llm before 0.30) had other keys (families.yaml toolkit_options)
+        toolkit = facts.toolkit_before is not None and not since(resolved.release.djl_version, facts.toolkit_before)
+        keys = {**facts.options, **(facts.toolkit_options if toolkit else {})}
+        for field in ("max_input_len", "max_seq_len", "max_num_tokens", "max_batch_size", "quantization"):
+            value = getattr(c, field)
+            if not value or field not in keys:
+                continue
+            if keys[field] == "max_output_len":  # "now maps to max_seq_len" (§8.3): output = seq - input
+                value = c.max_seq_len - (c.max_input_len or 1024)
+            out[keys[field]] = value
     out.update(c.calibration)
     out.update(c.options)
     return out
@@ -64,7 +55,7 @@ def compile_properties(resolved: Resolved, *, model_dir: str, output_dir: str) -
     for key, value in compile_options(resolved).items():
         props[f"option.{key}"] = format_value(value)
     props["option.model_id"] = model_dir
-    if resolved.release.family == "neuronx":
+    if resolved.release.family == "neuronx":  # partition.py: the Neuron handler on the Python engine (§11.2)
         props["engine"] = "Python"
         props["option.entryPoint"] = props.get("option.entryPoint") or NEURON_ENTRY_POINT
         props["option.save_mp_checkpoint_path"] = output_dir  # §11.2: required by partition.py
@@ -79,8 +70,9 @@ def runtime_overrides(resolved: Resolved) -> dict[str, str]:
         if key in ("max_input_len", "max_seq_len", "max_output_len", "max_num_tokens", "max_rolling_batch_size",
                    "n_positions"):
             out[f"option.{key}"] = format_value(value)
-    if resolved.release.family == "tensorrt-llm":
-        out["option.rolling_batch"] = "trtllm"
+    facts = load_facts().of(resolved.release.family).compile
+    if facts is not None and facts.runtime_rolling_batch:  # tensorrt-llm: the compiled engine runs as trtllm
+        out["option.rolling_batch"] = facts.runtime_rolling_batch
     return out
 
 

@@ -22,6 +22,7 @@ import yaml
 
 from builder.catalog import HERE as CATALOG_DIR
 from builder.catalog import Release, version_tuple
+from builder.catalog.facts import load_facts
 
 KEYS_DIR = CATALOG_DIR / "keys"
 ASYNC_ENTRY_POINT = "djl_python.lmi_vllm.vllm_async_service"
@@ -40,11 +41,6 @@ COMMON = frozenset({
     "bedrock_compat", "enable_lora", "output_formatter", "input_formatter", "waiting_steps", "draft_model_id",
     "spec_length", "task", "quantize", "adapters", "device", "max_new_tokens",
 })
-# Keys only newer releases know, for the releases without derived data (lmi 0.27.0, cpu, dev-cpu; none is
-# DJL 0.36). lmcache_auto_config is not here: properties.py declares it from v19 on only
-# (0.36.0-lmi19-dlc; not on 0.35.0-dlc or v18), which the derived data of those releases says.
-COMMON_SINCE: dict[str, tuple[int, ...]] = {}
-
 # §8.5 HF accelerate (HuggingFaceProperties), also the handler of rolling_batch=disable on GPU and CPU.
 HF_ACCELERATE = frozenset({
     "device_id", "device_map", "low_cpu_mem_usage", "disable_flash_attn", "is_peft_model", "load_in_4bit",
@@ -72,7 +68,7 @@ VLLM = frozenset({
     "enable_expert_parallel", "data_parallel_size", "compilation_config", "generation_config",
 })
 
-# §8.2 lmi-dist (0.29.0 keys; the 0.34.0-dlc additions are gated by version below).
+# §8.2 lmi-dist (0.29.0 keys; the 0.34.0-dlc additions are families.yaml keys_since, by DJL version).
 LMI_DIST = frozenset({
     "engine", "load_format", "pipeline_parallel_degree", "max_rolling_batch_prefill_tokens", "max_model_len",
     "enforce_eager", "gpu_memory_utilization", "speculative_draft_model", "speculative_length",
@@ -80,8 +76,6 @@ LMI_DIST = frozenset({
     "lora_extra_vocab_size", "max_cpu_loras", "max_logprobs", "enable_chunked_prefill", "cpu_offload_gb_per_gpu",
     "enable_prefix_caching",
 })
-LMI_DIST_SINCE = {k: (0, 34) for k in ("limit_mm_per_prompt", "use_passive_workers", "tokenizer_mode",
-                                        "fully_sharded_loras", "lora_dtype", "disable_sliding_window")}
 
 # §8.3 TensorRT-LLM runtime knobs, build-time keys read by the partition script, and the user-guide
 # keys (toolkit era) that the runtime still passes through.
@@ -145,10 +139,9 @@ def backends_for(release: Release, rolling_batch: str) -> list[str]:
 
 
 def _backends(family: str, offered: tuple[str, ...], rolling_batch: str) -> list[str]:
-    if family == "tensorrt-llm":
-        return ["trtllm"]
-    if family == "neuronx":
-        return ["tnx"] + ([rolling_batch] if rolling_batch in ("vllm", "lmi-dist") else [])
+    facts = load_facts().of(family)
+    if facts.key_backends is not None:  # tensorrt-llm: trtllm; neuronx: tnx (+ vllm / lmi-dist when named)
+        return list(facts.key_backends) + ([rolling_batch] if rolling_batch in facts.extra_key_backends else [])
     if rolling_batch == "auto":
         return [rb for rb in offered if rb != "auto"]
     return [rolling_batch]
@@ -233,11 +226,10 @@ def key_modes(release: Release, rolling_batch: str, entry_point: str | None = No
         return []
     if entry_point == ASYNC_ENTRY_POINT and "async" in d.modes:
         return ["async"]
-    if release.family == "tensorrt-llm":
-        return [m for m in ("trtllm",) if m in d.modes]
-    if release.family == "neuronx":
-        return ["tnx"] + ([rolling_batch] if rolling_batch in ("vllm", "lmi-dist") and rolling_batch in d.modes
-                          else [])
+    facts = load_facts().of(release.family)
+    if facts.key_backends is not None:
+        extra = [rolling_batch] if rolling_batch in facts.extra_key_backends else []
+        return [m for m in [*facts.key_backends, *extra] if m in d.modes]
     if rolling_batch == "auto":
         if not d.auto_by_model_type and "async" in d.modes:
             return ["async"]
@@ -281,13 +273,11 @@ def releases_reading(family: str, key: str) -> list[str]:
 
 @lru_cache(maxsize=256)
 def _known_keys(family: str, version: str, offered: tuple[str, ...], rolling_batch: str) -> frozenset[str]:
-    v = version_tuple(version)
+    facts = load_facts().of(family)
     keys: set[str] = set(COMMON) | set(PYTHON_ENGINE)
-    keys |= {k for k, since in COMMON_SINCE.items() if v >= since}
     for backend in _backends(family, offered, rolling_batch):
         keys |= BACKEND_KEYS.get(backend, frozenset())
-        if backend == "lmi-dist":
-            keys |= {k for k, since in LMI_DIST_SINCE.items() if v >= since}
-    if family in ("lmi", "cpu", "dev-cpu"):
+        keys |= facts.keys_added(backend, version)  # families.yaml keys_since
+    if facts.hf_accelerate:
         keys |= HF_ACCELERATE  # the HF handler serves rolling_batch=disable and vllm in-process
     return frozenset(keys)

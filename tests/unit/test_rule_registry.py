@@ -94,10 +94,14 @@ def test_derived_values(tmp_path: Path) -> None:
 
 
 def test_family_list_is_the_catalogs() -> None:
-    from builder.recipe.model import FAMILIES as SCHEMA_FAMILIES
+    from typing import get_args
 
-    assert FAMILIES == tuple(load_catalog().families)
-    assert SCHEMA_FAMILIES == FAMILIES
+    from builder.image.render import FAMILIES as RENDER_FAMILIES
+    from builder.recipe.model import FAMILIES as SCHEMA_FAMILIES
+    from builder.recipe.model import Family
+
+    assert FAMILIES == tuple(load_catalog().families)  # families.yaml and containers.yaml name the same
+    assert SCHEMA_FAMILIES == RENDER_FAMILIES == get_args(Family) == FAMILIES
 
 
 def test_removed_backend_is_read_from_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,3 +123,53 @@ def test_facts_refuse_a_bad_version() -> None:
 
     with pytest.raises(ValidationError, match="not a DJL version"):
         FamilyFacts(removed_backends={"lmi-dist": "soon"})
+
+
+def _with_family(monkeypatch: pytest.MonkeyPatch, module: object, family: str, **update: object) -> None:
+    facts = load_facts()
+    changed = facts.model_copy(update={"families": {**facts.families,
+                                                    family: facts.families[family].model_copy(update=update)}})
+    monkeypatch.setattr(module, "load_facts", lambda: changed)
+
+
+def test_compile_option_map_is_read_from_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tensorrt-llm 0.33.0 uses quant_algo; data that moves the toolkit era past 0.33 makes it quantize."""
+    from builder.compile import settings
+    from builder.lmi.resolve import resolve
+    from tests.support.model_fixtures import recipe_data, write_recipe
+
+    loaded = load_recipe(write_recipe(tmp_path, recipe_data({"path": "m"}, family="tensorrt-llm", version="0.33.0",
+                                                            compile={"enabled": True, "quantization": "fp8"})))
+    resolved = resolve(loaded.recipe)
+    assert settings.compile_options(resolved) == {"quant_algo": "fp8"}
+    trt = load_facts().families["tensorrt-llm"].compile
+    _with_family(monkeypatch, settings, "tensorrt-llm", compile=trt.model_copy(update={"toolkit_before": "0.34"}))
+    assert settings.compile_options(resolved) == {"quantize": "fp8"}
+
+
+def test_lmi_dist_rewrite_is_read_from_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder import lmi_check_compare
+    from builder.lmi.resolve import resolve
+
+    resolved = resolve(load_recipe(recipe(tmp_path)).recipe)  # lmi-12.0.0 (DJL 0.30.0) keeps lmi-dist
+    assert lmi_check_compare.validator_input(resolved).options["rolling_batch"] == "lmi-dist"
+    _with_family(monkeypatch, lmi_check_compare, "lmi", removed_backends={"lmi-dist": "0.30"})
+    lmi_in = lmi_check_compare.validator_input(resolved)
+    assert (lmi_in.options["rolling_batch"], lmi_in.backend) == ("vllm", "properties")
+
+
+def test_keys_since_is_read_from_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lmi 0.27.0 (hand-typed keys) does not read limit_mm_per_prompt for lmi-dist; data that adds it from
+    0.27 makes the key known."""
+    from builder.lmi import keys
+
+    path = recipe(tmp_path, container={"family": "lmi", "version": "0.27.0"},
+                  serving={"engine": "MPI", "option": {"rolling_batch": "lmi-dist", "limit_mm_per_prompt": "image=1"}})
+    assert "unknown-option" in {d.rule for d in validate(load_recipe(path))}
+    _with_family(monkeypatch, keys, "lmi", keys_since={"lmi-dist": {"0.27": ["limit_mm_per_prompt"]}})
+    keys._known_keys.cache_clear()
+    try:
+        assert "unknown-option" not in {d.rule for d in validate(load_recipe(path))}
+    finally:
+        monkeypatch.undo()
+        keys._known_keys.cache_clear()
