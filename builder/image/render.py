@@ -17,12 +17,13 @@ from pathlib import Path
 
 import jinja2
 
+from builder.catalog.facts import FAMILIES as CATALOG_FAMILIES
 from builder.diagnostics import BuilderError
 from builder.paths import images_dir
 from builder.secrets import SECRET_NAME_RE as SECRET_ENV_RE  # one rule for validate and bake
 
 STAGE = "bake"
-FAMILIES = ("lmi", "tensorrt-llm", "neuronx", "cpu", "dev-cpu")
+FAMILIES = CATALOG_FAMILIES  # builder/catalog/families.yaml
 COMMON_MODEL = "_common/model.Dockerfile.j2"
 ARTIFACTS = "_common/artifacts.Dockerfile.j2"
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from builder import __version__
 from builder.catalog import Catalog, Instance, Release, load_catalog
+from builder.catalog.facts import load_facts
 from builder.diagnostics import BuilderError
 from builder.lmi.properties import format_value
 from builder.recipe.model import Recipe
@@ -143,8 +144,9 @@ def pick_entry_point(custom: str | None, release: Release, catalog: Catalog, rol
         return PurePosixPath(custom).name  # baked beside serving.properties
     if "entryPoint" in opts:
         return str(opts["entryPoint"])
-    if release.family == "neuronx":
-        return "djl_python.transformers_neuronx"  # v0.29.0: Neuron devices get the TNX handler (§5)
+    handler = load_facts().of(release.family).handler
+    if handler:
+        return handler  # neuronx v0.29.0: Neuron devices get the TNX handler (§5; builder/catalog/families.yaml)
     if release.forced_entry_point:
         return release.forced_entry_point  # v15: the vLLM image runs the async service whatever rolling_batch says
     async_mode = str(opts.get("async_mode", "")).lower() == "true"

@@ -20,9 +20,11 @@ from pydantic import (
     model_validator,
 )
 
+from builder.catalog.facts import FAMILIES as CATALOG_FAMILIES
+
 NAME_RE = r"^[a-z0-9][a-z0-9._-]*$"
 Family = Literal["lmi", "tensorrt-llm", "neuronx", "cpu", "dev-cpu"]
-FAMILIES: tuple[str, ...] = ("lmi", "tensorrt-llm", "neuronx", "cpu", "dev-cpu")
+FAMILIES: tuple[str, ...] = CATALOG_FAMILIES  # builder/catalog/families.yaml; a test keeps Family equal
 OptionValue = str | bool | int | float
 SHA256_REF_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 
