@@ -29,6 +29,7 @@ class CompileFacts(_Data):
     toolkit_before: str | None = None  # DJL versions below this use the toolkit's keys
     toolkit_options: dict[str, str] = Field(default_factory=dict)
     runtime_rolling_batch: str | None = None  # what the runtime must run a compiled engine with
+    build_time_keys: list[str] = Field(default_factory=list)  # options that only matter when building
 
 
 class FamilyFacts(_Data):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from builder.catalog.facts import load_facts
 from builder.lmi.rules.base import Ctx, as_int, check, rule
 from builder.lmi.rules.values import effective_max_rolling_batch_size
 
@@ -16,12 +17,6 @@ COMPILE_ONLY = rule("compile-only-option", "build-time TensorRT-LLM keys (quanti
                     "serving.option have no effect on an AOT-compiled engine (warning)",
                     "move them to compile.options / compile.calibration", "§8.3")
 
-TRT_BUILD_KEYS = {"quant_algo", "kv_cache_quant_algo", "group_size", "smoothquant_val", "clamp_val", "use_meta_recipe",
-                  "has_zero_point", "pre_quant_scales", "exclude_modules", "calib_dataset", "calib_batches",
-                  "calib_batch_size", "calib_max_seq_length", "random_seed", "tokenizer_max_seq_length", "calib_size",
-                  "smoothquant_alpha", "smoothquant_per_token", "smoothquant_per_channel", "quantize"}
-
-
 @check("compile", needs=("rolling_batch_ok",))
 def check_compile(ctx: Ctx) -> None:
     comp = ctx.recipe.compile
@@ -29,10 +24,12 @@ def check_compile(ctx: Ctx) -> None:
     written = "compile" in data
     rel = ctx.release
     assert rel is not None
-    if ctx.family not in ("tensorrt-llm", "neuronx"):
+    facts = ctx.facts.compile  # builder/catalog/families.yaml: the families with a compile option map
+    if facts is None:
         if written:
+            aot = " and ".join(n for n, f in load_facts().families.items() if f.compile is not None)
             ctx.error(("compile",), COMPILE_FAMILY, f"the {ctx.family} family has no ahead-of-time compilation; "
-                      "remove the compile: section (compile is for tensorrt-llm and neuronx)", key=True)
+                      f"remove the compile: section (compile is for {aot})", key=True)
         return
     if comp.enabled and rel.aot is None:
         ctx.error(("compile", "enabled"), COMPILE_FAMILY, f"{rel.family} {rel.version} has no AOT tool in the "
@@ -61,8 +58,8 @@ def check_compile(ctx: Ctx) -> None:
             if n is not None and n > limit:
                 ctx.error(ctx.opt_path(key), COMPILE_LIMITS, f"option.{key} {n} exceeds {name} {limit}; the "
                           f"compiled engine cannot serve it: lower it or raise {name}")
-    if ctx.family == "tensorrt-llm":
-        for key in sorted(set(ctx.opts) & TRT_BUILD_KEYS):
+    if facts.build_time_keys:  # tensorrt-llm
+        for key in sorted(set(ctx.opts) & set(facts.build_time_keys)):
             ctx.warning(ctx.opt_path(key), COMPILE_ONLY, f"option.{key} is a build-time setting and the engine is "
                         "compiled ahead of time; move it to compile.options (or compile.quantization / "
                         "compile.calibration)", key=True)
