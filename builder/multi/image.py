@@ -19,6 +19,7 @@ from builder.multi.layout import ModelPlan
 STAGE = "bake"
 MODELS_LABEL = f"{L.NS}.models"  # JSON list of the model names (serve, predict and smoke read it)
 MODEL_STORE = "opt/ml/model"
+IDENTITY_FORMAT = "multi-image-identity-v1"
 
 
 class MultiImage(BaseModel):
@@ -33,13 +34,36 @@ class MultiImage(BaseModel):
     layers: list[dict] = Field(default_factory=list)
 
 
+class MultiImageInputs(BaseModel):
+    """What a multi-model image is made of, as ``builder.image.identity.ImageInputs`` is for one model:
+    its sha256 is the ``dev.lmi-builder.inputs.digest`` label (``sha256:<hex>``, the local tag's 12 hex
+    and the default publish tag's, ``builder.publish.tags.default_tag``), and its JSON the
+    ``dev.lmi-builder.inputs`` label, which ``builder.publish.publisher.image_digest`` requires of a
+    model image before it trusts the digest."""
+
+    format: str = IDENTITY_FORMAT
+    builder_version: str = __version__
+    recipe_hash: str  # recipe_hash(plans): every model's resolved recipe hash, with its name, in order
+    base_digest: str
+    models: dict[str, dict[str, str]]  # name -> {file under /opt/ml/model/<name>/: "sha256:<hex>"}
+    env: str  # sha256 of the shared env (values are not repeated in a label)
+
+    def canonical(self) -> bytes:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=True).encode()
+
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.canonical()).hexdigest()
+
+
 def recipe_hash(plans: list[ModelPlan]) -> str:
     """The multi-model recipe's hash: the models' own recipe hashes, with their names, in order."""
     text = json.dumps([[p.name, p.resolved.recipe_hash] for p in plans], separators=(",", ":"))
     return hashlib.sha256(f"multi-v1|{text}".encode()).hexdigest()
 
 
-def labels_for(plans: list[ModelPlan], recipe, *, base_ref: str, base_digest: str, inputs: str) -> dict[str, str]:
+def labels_for(plans: list[ModelPlan], recipe, *, base_ref: str, base_digest: str,
+               inputs: MultiImageInputs) -> dict[str, str]:
     first = plans[0].resolved
     doc = first.to_json()  # container and target are shared; serving is per model (under "models")
     doc["recipe"] = recipe.model_dump(mode="json", by_alias=True)
@@ -53,7 +77,8 @@ def labels_for(plans: list[ModelPlan], recipe, *, base_ref: str, base_digest: st
         L.RECIPE_HASH: recipe_hash(plans), L.RECIPE_JSON: json.dumps(doc, sort_keys=True, separators=(",", ":")),
         L.LMI_VERSION: first.release.version, L.LMI_FAMILY: first.release.family,
         L.TARGET_INSTANCE: first.instance.name, L.TARGET_ARCH: str(first.instance.arch or first.instance.kind),
-        L.SMOKE: json.dumps(smoke, sort_keys=True, separators=(",", ":")), L.INPUTS_DIGEST: inputs,
+        L.SMOKE: json.dumps(smoke, sort_keys=True, separators=(",", ":")), L.INPUTS_DIGEST: inputs.digest(),
+        L.INPUTS_JSON: inputs.canonical().decode(), "org.opencontainers.image.version": inputs.digest()[7:19],
         MODELS_LABEL: json.dumps([p.name for p in plans]), "org.opencontainers.image.title": recipe.name,
         "org.opencontainers.image.base.name": base_ref, "org.opencontainers.image.base.digest": base_digest,
     }
@@ -79,18 +104,20 @@ def bake_multi(plans: list[ModelPlan], recipe, *, base_image: str, cache_dir: Pa
     console.info(f"  base {base.ref} -> {base.from_ref[:80]} ({base.pin})")
     blob_dir = _cache_dir(cache_dir) / "image" / "blobs"
     layers: list[Layer] = []
-    h = hashlib.sha256(f"multi-image-v1|{__version__}|{base.digest}".encode())
+    files: dict[str, dict[str, str]] = {}
     for plan in plans:
         entries = []
+        files[plan.name] = {}
         for f in plan.layout():
             source = f.path if f.path is not None else write_blob(blob_dir, f.data or b"")
             entries.append(LayerEntry(f"{MODEL_STORE}/{plan.name}/{f.name}", Path(source), FILE_MODE, f.size))
-            h.update(f"\n{plan.name}/{f.name}|{f.size}|{f.sha256}".encode())
+            files[plan.name][f.name] = f"sha256:{f.sha256.removeprefix('sha256:')}"
         layers.append(Layer(name=plan.name, kind="config", entries=tuple(entries)))
-    h.update(json.dumps(recipe.env, sort_keys=True).encode())
-    inputs = h.hexdigest()
-    tag = f"{recipe.name}:{inputs[:12]}"
-    labels = labels_for(plans, recipe, base_ref=base.ref, base_digest=base.digest, inputs=inputs)
+    identity = MultiImageInputs(recipe_hash=recipe_hash(plans), base_digest=base.digest, models=files,
+                                env=hashlib.sha256(json.dumps(recipe.env, sort_keys=True).encode()).hexdigest())
+    inputs = identity.digest()
+    tag = f"{recipe.name}:{inputs[7:19]}"
+    labels = labels_for(plans, recipe, base_ref=base.ref, base_digest=base.digest, inputs=identity)
     existing = None if no_cache else _image_id(client, tag)
     if existing is not None and (client.api.inspect_image(existing)["Config"].get("Labels") or {}) \
             .get(L.INPUTS_DIGEST) == inputs:

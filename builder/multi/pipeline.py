@@ -13,13 +13,26 @@ from builder.record import BuildRecord
 
 
 def _check_options(opts) -> None:
-    unsupported = [flag for flag, on in (("--assembler registry", opts.assembler == "registry"),
-                                         ("--registry", bool(opts.registry)), ("--tag", bool(opts.tags)),
+    if opts.assembler == "registry":
+        # the registry assembler builds one model's layer plan (builder/registry/assemble.py); a store of
+        # several model folders is baked by the docker engine and pushed by the publisher instead
+        raise UsageError("--assembler registry: not available for multi-model recipes (the registry assembler "
+                         "lays out one model; docs/multi-model.md)",
+                         hint="build with the default docker assembler and publish with --push (publish.ecr, "
+                              "publish.registry or --registry)")
+    unsupported = [flag for flag, on in (("--tag", bool(opts.tags)),
                                          ("--compile-executor", bool(opts.compile_executor)),
                                          ("--lmi-check", opts.lmi_check)) if on]
     if unsupported:
         raise UsageError(f"{', '.join(unsupported)}: not available for multi-model recipes yet (docs/multi-model.md)",
-                         hint="build with the docker engine; publish the model archives with --s3")
+                         hint="build with the docker engine; publish with --push (image and/or --s3 archives)")
+    if opts.registry:
+        from builder.publish.models import split_registry
+
+        try:
+            split_registry(opts.registry)
+        except ValueError as exc:
+            raise UsageError(f"--registry: {exc}") from None
     if opts.report is not None and opts.report.is_dir():
         raise UsageError(f"--report {opts.report} is a folder; give the file the build record is written to")
     if opts.s3:
@@ -62,9 +75,12 @@ def _run(opts, record: BuildRecord, record_dir: Path) -> None:
             raise DiagnosticError([d for d in diags if d.severity == "error"])
     recipe = loaded.recipe
     s3_uri = opts.s3 or (recipe.publish.s3.uri if opts.push and recipe.publish.s3 else None)
-    if opts.push and not s3_uri:
-        raise UsageError(f"--push: {opts.recipe} has no publish.s3 and no --s3 was given (a multi-model recipe "
-                         "publishes its model archives to S3)", hint="add publish: {s3: {uri: s3://bucket/prefix/}}")
+    push_image = opts.push and bool(recipe.publish.ecr or recipe.publish.registry or opts.registry)
+    if opts.push and not s3_uri and not push_image:  # said now, not after the fetch and the bake
+        raise UsageError(f"--push: {opts.recipe} has no publish target (publish.ecr, publish.registry or "
+                         "publish.s3) and no --registry or --s3 was given",
+                         hint="add a publish: section to the recipe, pass --registry HOST[:PORT]/REPO or --s3 "
+                              "s3://bucket/prefix/, or build without --push")
 
     with record.timed("resolve") as st:
         from builder.multi.image import recipe_hash
@@ -139,6 +155,18 @@ def _run(opts, record: BuildRecord, record_dir: Path) -> None:
                 if result.status == "failed":
                     raise BuilderError(f"smoke test failed: {result.reason}", stage="smoke")
 
+    with record.timed("publish") as st:
+        if not push_image:
+            st.status, st.reason = "skipped", "not requested (--push with publish.ecr, publish.registry or --registry)"
+        else:
+            from builder.publish.recipe import publish_from_recipe
+
+            # the single-model publisher as it is: the smoke gate (ledger by image id), the default tag
+            # <name>-<inputs digest 12> from the image's labels, push, verify every tag by the registry
+            outcome = publish_from_recipe(image.tags[0], recipe, opts, smoke_status=smoke_status)
+            record.published += [t.model_dump(mode="json") for t in outcome.targets]
+            st.details["targets"] = [t.model_dump(mode="json") for t in outcome.targets]
+
     with record.timed("mme") as st:
         from builder.multi.mme import mme_output
 
@@ -151,6 +179,9 @@ def _run(opts, record: BuildRecord, record_dir: Path) -> None:
         if s3_uri:
             record.published.append({"target": "s3-mme", **out.model_dump(mode="json")})
     console.step(f"built {image.tags[0]} ({', '.join(image.models)}); model archives in {record_dir / 'mme'}")
+    for target in record.published:
+        if target.get("pinned"):
+            console.info(f"published: {target['pinned']}")
 
 
 def _has_devices(kind: str) -> bool:

@@ -59,17 +59,17 @@ def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:
 
 
 def _unsupported(loaded: LoadedMulti) -> list[Diagnostic]:
+    """AOT compilation stays refused (said, not ignored). Image publishing (publish.ecr/registry) is
+    supported: the multi-model image goes through the single-model publisher (docs/multi-model.md)."""
     recipe = loaded.recipe
     out = []
     if recipe.compile.enabled:
-        out.append(loaded.at(("compile", "enabled"), UNSUPPORTED_RULE, "compile.enabled: ahead-of-time compilation "
-                             "is not available for multi-model recipes yet; compile each model as a single-model "
-                             "recipe"))
-    for key in ("ecr", "registry"):
-        if getattr(recipe.publish, key):
-            out.append(loaded.at(("publish", key), UNSUPPORTED_RULE, f"publish.{key}: pushing a multi-model image "
-                                 "is not available yet; publish.s3 (the model.tar.gz files for a Multi-Model "
-                                 "Endpoint) is", key=True))
+        names = ", ".join(f"models[{i}] '{m.name}'" for i, m in enumerate(recipe.models))
+        out.append(loaded.at(("compile", "enabled"), UNSUPPORTED_RULE, f"compile.enabled: ahead-of-time compilation "
+                             f"is not available for multi-model recipes; it would apply to {names}, but the compile "
+                             "stage builds one model's artifacts for the model store's root (/opt/ml/model), and a "
+                             "multi-model image needs each model's own under /opt/ml/model/<name>/; compile each "
+                             "model as a single-model recipe, or leave compile off (TensorRT-LLM and NeuronX then compile at model load)"))
     return out
 
 

@@ -33,6 +33,13 @@ def deploy_hints(image_labels: dict[str, str], image_env: list[str]) -> DeployHi
             option = ((recipe.get("serving") or {}).get("option") or {})
             timeout = _int(option.get("model_loading_timeout"))
             source = "recipe serving.option.model_loading_timeout" if timeout else None
+            models = recipe.get("models")  # a multi-model image (builder/multi/image.py): serving per model
+            if timeout is None and isinstance(models, dict) and models:
+                each = [_int(((m or {}).get("properties") or {}).get("option.model_loading_timeout"))
+                        for m in models.values()]
+                if all(each):  # the server answers /ping once every model has loaded: the sum bounds it
+                    timeout = sum(each)
+                    source = f"sum of the {len(each)} models' option.model_loading_timeout"
         except (ValueError, AttributeError):
             hints.notes.append(f"label {labels.RECIPE_JSON} is not valid JSON; ignored")
     if timeout is None:

@@ -158,11 +158,22 @@ def test_duplicate_and_unsafe_names(workdir: Path) -> None:
     assert d.rule == "invalid-value" and d.location.line == line_of(lines, "name: ../x")
 
 
-def test_compile_and_image_publish_are_refused_not_ignored(workdir: Path) -> None:
-    data = cpu_recipe(entry("a"), compile={"enabled": True}, publish={"registry": "localhost:5000/x"})
+def test_compile_is_refused_naming_the_models_and_why(workdir: Path) -> None:
+    data = cpu_recipe(entry("a"), entry("b"), compile={"enabled": True})
+    path, lines = write(workdir / "r.yaml", data)
+    [d] = [d for d in validate_multi_path(path)[1] if d.rule == "multi-unsupported"]
+    assert d.location.line == line_of(lines, "enabled: true")
+    assert "models[0] 'a', models[1] 'b'" in d.message and "/opt/ml/model/<name>/" in d.message
+    assert "single-model recipe" in d.message  # what to do instead
+
+
+def test_image_publish_targets_are_accepted(workdir: Path) -> None:
+    """publish.ecr / publish.registry go through the single-model publisher (docs/multi-model.md)."""
+    data = cpu_recipe(entry("a"), entry("b"), publish={
+        "registry": "localhost:5000/x", "tags": ["v-{image_digest12}"],
+        "ecr": {"account": "123456789012", "region": "us-west-2", "repository": "lmi/pair"}})
     path, _ = write(workdir / "r.yaml", data)
-    rules = [d.rule for d in validate_multi_path(path)[1] if d.severity == "error"]
-    assert rules.count("multi-unsupported") == 2
+    assert [d.format() for d in validate_multi_path(path)[1] if d.severity == "error"] == []
 
 
 # ------------------------------------------------------------------------- budgets
