@@ -7,11 +7,16 @@ it with the release's DJL version. Loaded once; a broken file is a bug here and 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from builder.catalog import Release
 
 HERE = Path(__file__).parent
 
@@ -74,10 +79,42 @@ class FamilyFacts(_Data):
         return {k for since, keys in self.keys_since.get(backend, {}).items() if v >= _tuple(since) for k in keys}
 
 
+def branch_key(branch: str) -> tuple[int, ...]:
+    """'0.36.0-lmi27-dlc' -> (0, 36, 0, 27); '0.35.1-dlc' -> (0, 35, 1, 0): release order of the branches."""
+    m = re.match(r"^(\d+)\.(\d+)\.(\d+)(?:-lmi(\d+))?-dlc$", branch)
+    if not m:
+        return (0,)
+    return tuple(int(g or 0) for g in m.groups())
+
+
+def branch_of(release: Release) -> str:
+    """The release branch a catalog row was derived from; hand-written rows (cpu, dev-cpu) by DJL version."""
+    return release.provenance.get("branch") or f"{release.djl_version}-dlc"
+
+
+class Span(_Data):
+    """The first and last djl-serving release branch whose properties manager has a validator (last None:
+    still there on the newest branch read)."""
+
+    first: str
+    last: str | None = None
+
+    @field_validator("first", "last")
+    @classmethod
+    def _branch(cls, value: str | None) -> str | None:
+        if value is not None and branch_key(value) == (0,):
+            raise ValueError(f"{value!r} is not a djl-serving release branch (0.N.M-dlc or 0.N.M-lmiK-dlc)")
+        return value
+
+    def covers(self, release: Release) -> bool:
+        b = branch_key(branch_of(release))
+        return branch_key(self.first) <= b and (self.last is None or b <= branch_key(self.last))
+
+
 class Facts(_Data):
     families: dict[str, FamilyFacts]
-    # a fact of LMI's vLLM properties manager, whatever family's image runs it
-    vllm_pipeline_parallel_refused_since: str
+    latest_branch_read: str
+    lmi_validators: dict[str, Span]
     required_entry_point: dict[str, str] = Field(default_factory=dict)  # rolling_batch -> option.entryPoint
 
     @property
@@ -105,4 +142,5 @@ def load_facts() -> Facts:
 
 FAMILIES: tuple[str, ...] = load_facts().names
 
-__all__ = ["FAMILIES", "CompileFacts", "FamilyFacts", "Facts", "load_facts", "since"]
+__all__ = ["FAMILIES", "CompileFacts", "FamilyFacts", "Facts", "Span", "branch_key", "branch_of", "load_facts",
+           "since"]

@@ -173,3 +173,19 @@ def test_keys_since_is_read_from_the_data(tmp_path: Path, monkeypatch: pytest.Mo
     finally:
         monkeypatch.undo()
         keys._known_keys.cache_clear()
+
+
+def test_validator_ranges_are_data_and_open_ended() -> None:
+    """A release branch newer than the newest one read keeps the validators that were still there."""
+    from pydantic import ValidationError
+
+    from builder.catalog.facts import Span
+
+    spans = load_facts().lmi_validators
+    v27 = load_catalog().release("lmi", "lmi-27.0.0")
+    v28 = v27.model_copy(update={"provenance": {**v27.provenance, "branch": "0.37.0-lmi28-dlc"}})
+    assert spans["vllm_pp"].covers(v27) and spans["vllm_pp"].covers(v28)
+    assert not spans["tnx"].covers(v27) and not spans["tnx"].covers(v28)
+    assert spans["tnx"].covers(load_catalog().release("neuronx", "0.29.0"))
+    with pytest.raises(ValidationError, match="not a djl-serving release branch"):
+        Span(first="main")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 
 from builder.catalog import Release
-from builder.catalog.facts import load_facts, since
+from builder.catalog.facts import load_facts
 from builder.lmi.keys import derived_keys
 from builder.lmi.rules.base import Ctx, as_bool, as_int, check, rule
 
@@ -237,8 +237,8 @@ def check_vllm_pp(ctx: Ctx) -> None:
     assert rel is not None
     pp = as_int(ctx.opts.get("pipeline_parallel_degree", 1))
     # vllm_rb_properties.py validate_pipeline_parallel exists from 0.30.0-dlc on, and the async service
-    # builds the same properties (families.yaml vllm_pipeline_parallel_refused_since)
-    refused = since(rel.djl_version, load_facts().vllm_pipeline_parallel_refused_since)
+    # builds the same properties (families.yaml lmi_validators.vllm_pp)
+    refused = load_facts().lmi_validators["vllm_pp"].covers(rel)
     if ctx.derived.vllm_properties and refused and pp is not None and pp != 1:
         ctx.error(ctx.opt_path("pipeline_parallel_degree"), VLLM_PP,
                   f"vLLM in LMI {rel.version} rejects pipeline_parallel_degree {pp}; remove it and use "

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from builder.catalog import Release
+from builder.catalog.facts import Span, branch_key, branch_of, load_facts  # noqa: F401 - re-exported
 from builder.lmi.properties import format_value
 from builder.lmi.rules.base import ASYNC_ENTRY_POINT, Ctx, as_bool, check, rule  # noqa: F401 - re-exported
 
@@ -25,42 +24,21 @@ PM = "engines/python/setup/djl_python/properties_manager/"
 LITERAL_MAX = 4096
 
 
-@dataclass(frozen=True)
-class Span:
-    """The first and last djl-serving release branch whose properties manager has the validator."""
-    first: str
-    last: str
-
-    def covers(self, release: Release) -> bool:
-        return branch_key(self.first) <= branch_key(branch_of(release)) <= branch_key(self.last)
-
-
-def branch_key(branch: str) -> tuple[int, ...]:
-    """'0.36.0-lmi27-dlc' -> (0, 36, 0, 27); '0.35.1-dlc' -> (0, 35, 1, 0): release order of the branches."""
-    m = re.match(r"^(\d+)\.(\d+)\.(\d+)(?:-lmi(\d+))?-dlc$", branch)
-    if not m:
-        return (0,)
-    return tuple(int(g or 0) for g in m.groups())
-
-
-def branch_of(release: Release) -> str:
-    """The release branch a catalog row was derived from; hand-written rows (cpu, dev-cpu) by DJL version."""
-    return release.provenance.get("branch") or f"{release.djl_version}-dlc"
-
-
-LATEST = "0.36.0-lmi27-dlc"
-# Read with scripts like `git show BRANCH:engines/.../<file>` over every -dlc branch from 0.29.0-dlc on.
-TNX = Span("0.29.0-dlc", "0.34.0-dlc")  # tnx_properties.py: 0.29.0-dlc .. 0.34.0-dlc (gone at 0.35.0-dlc)
-ALL = Span("0.29.0-dlc", LATEST)  # properties.py, hf_properties.py
-LMI_DIST_FML = Span("0.31.0-dlc", "0.34.0-dlc")  # lmi_dist_rb_properties.py validate_speculative_and_fml
-VLLM_SPEC_V2 = Span("0.30.0-dlc", "0.31.0-dlc")  # vllm_rb_properties.py validate_speculative_model
-VLLM_MM = Span("0.30.0-dlc", "0.31.0-dlc")  # vllm_rb_properties.py validate_limit_mm_per_prompt
-LMI_DIST_MM = Span("0.30.0-dlc", "0.34.0-dlc")  # lmi_dist_rb_properties.py validate_limit_mm_per_prompt
-VLLM_LONG_LORA = Span("0.31.0-dlc", LATEST)  # vllm_rb_properties.py validate_long_lora_scaling_factors
-LMI_DIST_LONG_LORA = Span("0.31.0-dlc", "0.34.0-dlc")  # lmi_dist_rb_properties.py, same validator
-VLLM_PARSERS = Span("0.32.0-dlc", LATEST)  # vllm_rb_properties.py validate_tool_call/reasoning_parser
-VLLM_NEURON_CFG = Span("0.32.0-dlc", "0.34.0-dlc")  # vllm_rb_properties.py validate_override_neuron_config
-VLLM_PP = Span("0.30.0-dlc", LATEST)  # vllm_rb_properties.py validate_pipeline_parallel
+# The release range of each validator is data (builder/catalog/families.yaml lmi_validators, with the file
+# each was read from); a release is matched by the branch it was derived from (facts.branch_of).
+_SPANS = load_facts().lmi_validators
+LATEST = load_facts().latest_branch_read
+TNX = _SPANS["tnx"]  # tnx_properties.py
+ALL = _SPANS["all"]  # properties.py, hf_properties.py
+LMI_DIST_FML = _SPANS["lmi_dist_fml"]
+VLLM_SPEC_V2 = _SPANS["vllm_spec_v2"]
+VLLM_MM = _SPANS["vllm_mm"]
+LMI_DIST_MM = _SPANS["lmi_dist_mm"]
+VLLM_LONG_LORA = _SPANS["vllm_long_lora"]
+LMI_DIST_LONG_LORA = _SPANS["lmi_dist_long_lora"]
+VLLM_PARSERS = _SPANS["vllm_parsers"]
+VLLM_NEURON_CFG = _SPANS["vllm_neuron_cfg"]
+VLLM_PP = _SPANS["vllm_pp"]
 
 TNX_LOADER = rule("tnx-loader-partition", "Transformers-NeuronX: model_loader tnx refuses partition_schema "
                   "optimum, and model_loader optimum needs partition_schema optimum",
