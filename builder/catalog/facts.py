@@ -35,6 +35,9 @@ class CompileFacts(_Data):
     toolkit_options: dict[str, str] = Field(default_factory=dict)
     runtime_rolling_batch: str | None = None  # what the runtime must run a compiled engine with
     build_time_keys: list[str] = Field(default_factory=list)  # options that only matter when building
+    output_dir_option: str | None = None  # the option the partition tool writes its output to
+    exact_length_option: str | None = None  # an option that must equal compile.max_seq_len
+    quantizations: list[str] | None = None  # compile.quantization values the tool accepts (None: any)
 
 
 class FamilyFacts(_Data):
@@ -55,6 +58,7 @@ class FamilyFacts(_Data):
     removed_since: str | None = None
     removed_note: str = ""
     compile: CompileFacts | None = None
+    display_name: str | None = None  # how messages name the family's engine
 
     @field_validator("removed_backends", "keys_since", "removed_since")
     @classmethod

@@ -55,10 +55,11 @@ def compile_properties(resolved: Resolved, *, model_dir: str, output_dir: str) -
     for key, value in compile_options(resolved).items():
         props[f"option.{key}"] = format_value(value)
     props["option.model_id"] = model_dir
-    if resolved.release.family == "neuronx":  # partition.py: the Neuron handler on the Python engine (§11.2)
-        props["engine"] = "Python"
-        props["option.entryPoint"] = props.get("option.entryPoint") or NEURON_ENTRY_POINT
-        props["option.save_mp_checkpoint_path"] = output_dir  # §11.2: required by partition.py
+    facts = load_facts().of(resolved.release.family)
+    if facts.compile is not None and facts.compile.output_dir_option:  # neuronx: partition.py (§11.2)
+        props["engine"] = facts.required_engine.get("*", props["engine"])  # the Neuron handler's Python engine
+        props["option.entryPoint"] = props.get("option.entryPoint") or facts.handler or NEURON_ENTRY_POINT
+        props[f"option.{facts.compile.output_dir_option}"] = output_dir  # §11.2: required by partition.py
     return dict(sorted(props.items()))
 
 
@@ -98,6 +99,8 @@ def compile_diagnostics(loaded: LoadedRecipe, resolved: Resolved) -> list[Diagno
                              f"compile; compile applies to {' and '.join(AOT_FAMILIES)}"))
         return out
     opts = recipe.serving.option
+    facts = load_facts().of(family)
+    comp = facts.compile
     if c.max_input_len and c.max_seq_len and c.max_input_len >= c.max_seq_len:
         out.append(loaded.at(("compile", "max_seq_len"), "compile-lengths",
                              f"compile.max_seq_len ({c.max_seq_len}) must exceed compile.max_input_len "
@@ -115,15 +118,18 @@ def compile_diagnostics(loaded: LoadedRecipe, resolved: Resolved) -> list[Diagno
             src = "max_seq_len" if key in ("max_model_len", "n_positions") else key
             out.append(loaded.at(("serving", "option", key), "compile-limit",
                                  f"option.{key} {value} exceeds compile.{src} {built} the engine is built for"))
-    if family == "neuronx" and c.max_seq_len and _int(opts.get("n_positions")) not in (None, c.max_seq_len):
-        out.append(loaded.at(("serving", "option", "n_positions"), "compile-limit",
-                             f"option.n_positions must equal compile.max_seq_len ({c.max_seq_len}): Neuron "
+    exact = comp.exact_length_option if comp else None  # neuronx: n_positions (§8.4, §11.3)
+    if exact and c.max_seq_len and _int(opts.get(exact)) not in (None, c.max_seq_len):
+        out.append(loaded.at(("serving", "option", exact), "compile-limit",
+                             f"option.{exact} must equal compile.max_seq_len ({c.max_seq_len}): Neuron "
                              f"graphs are compiled for one sequence length", "error"))
     for key in sorted(set(opts) & BUILD_ONLY_KEYS):
         out.append(loaded.at(("serving", "option", key), "compile-only-key",
                              f"option.{key} is a build-time setting LMI ignores at runtime (§8.3); "
                              f"move it under compile.options or compile.calibration", "warning", key=True))
-    if family == "neuronx" and c.quantization and c.quantization != "static_int8":
+    allowed = comp.quantizations if comp else None  # neuronx: static_int8 only (§8.4)
+    if allowed and c.quantization and c.quantization not in allowed:
         out.append(loaded.at(("compile", "quantization"), "compile-quantization",
-                             f"Transformers-NeuronX accepts only quantization 'static_int8' (got {c.quantization!r})"))
+                             f"{facts.display_name or family} accepts only quantization "
+                             f"{' or '.join(repr(q) for q in allowed)} (got {c.quantization!r})"))
     return out
