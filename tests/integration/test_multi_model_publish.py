@@ -100,6 +100,15 @@ def test_build_push_to_a_registry_after_the_smoke(multi_recipe, local_registry, 
     assert rc == 0 and again["published"][0]["tags_pushed"] == []
     assert sorted(again["published"][0]["tags_skipped"]) == sorted(target["tags_pushed"])
 
+    # `lmi-build publish IMAGE` on the built image, to a second repository: the same tag from its labels
+    other = f"test/mm-{uuid.uuid4().hex[:8]}"
+    rc = main(["publish", record["image"]["tags"][0], "--registry", f"{local_registry.host}/{other}",
+               "--allow-dev-runtime", "--cache-dir", str(cache)])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert out.out.strip().startswith(f"{local_registry.host}/{other}@sha256:")
+    assert _head(local_registry.host, other, f"{name}-{hex12}") == target["digest"]
+
 
 def test_smoke_gate_refuses_an_untested_image(multi_recipe, local_registry, tmp_path, capsys):
     _, write = multi_recipe
