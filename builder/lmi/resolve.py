@@ -84,9 +84,8 @@ def resolve(recipe: Recipe, catalog: Catalog | None = None) -> Resolved:
     region = recipe.target.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     opts: dict[str, Any] = dict(recipe.serving.option)
 
-    rolling_batch = str(opts.get("rolling_batch", release.default_rolling_batch)).lower()
-    backend = catalog.backends.get(rolling_batch)
-    engine = recipe.serving.engine or (backend.engine if backend and backend.engine else release.default_engine)
+    rolling_batch = rolling_batch_of(opts, release.default_rolling_batch)
+    engine = engine_of(recipe.serving.engine, catalog, rolling_batch, release.default_engine)
 
     tp = _tensor_parallel(opts.get("tensor_parallel_degree", release.default_tensor_parallel_degree), instance)
     pp = int(opts.get("pipeline_parallel_degree", 1)) if str(opts.get("pipeline_parallel_degree", 1)).isdigit() else 1
@@ -127,6 +126,17 @@ def resolve(recipe: Recipe, catalog: Catalog | None = None) -> Resolved:
                         engine=engine, entry_point=entry_point, recipe_hash="")
     resolved.recipe_hash = recipe_hash(resolved)
     return resolved
+
+
+def rolling_batch_of(opts: dict[str, Any], default: str) -> str:
+    """option.rolling_batch as the rules judge it and the render writes it (resolve and the rules call this)."""
+    return str(opts.get("rolling_batch", default)).strip().lower()
+
+
+def engine_of(explicit: str | None, catalog: Catalog, rolling_batch: str, default: str | None) -> str | None:
+    """The engine the render writes: the recipe's, else the backend's, else the release's default."""
+    backend = catalog.backends.get(rolling_batch)
+    return explicit or (backend.engine if backend and backend.engine else default)
 
 
 def _tensor_parallel(value: Any, instance: Instance) -> int:

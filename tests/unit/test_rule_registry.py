@@ -189,3 +189,16 @@ def test_validator_ranges_are_data_and_open_ended() -> None:
     assert spans["tnx"].covers(load_catalog().release("neuronx", "0.29.0"))
     with pytest.raises(ValidationError, match="not a djl-serving release branch"):
         Span(first="main")
+
+
+def test_rules_and_resolve_read_rolling_batch_alike(tmp_path: Path) -> None:
+    """'vllm ' validates as vllm, so the render must write vllm (and its engine), not 'vllm '."""
+    from builder.lmi.resolve import resolve
+
+    path = recipe(tmp_path, container={"family": "lmi", "version": "lmi-27.0.0"},
+                  serving={"option": {"rolling_batch": "VLLM "}})
+    loaded = load_recipe(path)
+    assert not [d for d in validate(loaded) if d.severity == "error"]
+    resolved = resolve(loaded.recipe)
+    assert (resolved.rolling_batch, resolved.engine) == ("vllm", "Python")
+    assert resolved.properties["option.rolling_batch"] == "vllm"

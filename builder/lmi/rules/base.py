@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from builder.catalog import Catalog, Instance, Release, version_tuple
 from builder.catalog.facts import FamilyFacts, load_facts
 from builder.diagnostics import Diagnostic
-from builder.lmi.resolve import pick_entry_point
+from builder.lmi.resolve import engine_of, pick_entry_point, rolling_batch_of
 from builder.recipe.loader import LoadedRecipe
 from builder.recipe.model import Recipe
 
@@ -163,10 +163,10 @@ def run_checks(ctx: Ctx) -> int:
 
 def derive(ctx: Ctx) -> Derived:
     rel, inst, facts, opts = ctx.release, ctx.instance, ctx.facts, ctx.opts
-    rb = str(opts.get("rolling_batch", rel.default_rolling_batch if rel else "auto")).strip().lower()
+    # the same functions resolve() uses, so what is judged is what the render writes
+    rb = rolling_batch_of(opts, rel.default_rolling_batch if rel else "auto")
     backend = ctx.catalog.backends.get(rb)
-    engine = ctx.recipe.serving.engine or (backend.engine if backend and backend.engine else
-                                           (rel.default_engine if rel else None))
+    engine = engine_of(ctx.recipe.serving.engine, ctx.catalog, rb, rel.default_engine if rel else None)
     need = facts.engine_for(rb) or (backend.engine if backend else None)
     removed = facts.removed_at(rb, rel.djl_version) if rel else None
     ok = rel is not None and rb in rel.rolling_batch and removed is None
