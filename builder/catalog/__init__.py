@@ -210,7 +210,14 @@ CATALOG_FILES = ("builder/catalog/containers.yaml", "builder/catalog/releases.de
 
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
-    return catalog_from_data(*(yaml.safe_load((HERE / Path(rel).name).read_text()) for rel in CATALOG_FILES))
+    from builder.catalog.facts import load_facts
+
+    catalog = catalog_from_data(*(yaml.safe_load((HERE / Path(rel).name).read_text()) for rel in CATALOG_FILES))
+    # families.yaml holds the facts the rules read per family: one entry per family, in the same order
+    if tuple(catalog.families) != load_facts().names:
+        raise ValueError(f"families.yaml names {list(load_facts().names)} but containers.yaml has "
+                         f"{list(catalog.families)}; give every family one entry in both, in the same order")
+    return catalog
 
 
 def catalog_from_data(containers: dict, derived: dict, instances_raw: dict, regions: dict) -> Catalog:

@@ -202,3 +202,13 @@ def test_rules_and_resolve_read_rolling_batch_alike(tmp_path: Path) -> None:
     resolved = resolve(loaded.recipe)
     assert (resolved.rolling_batch, resolved.engine) == ("vllm", "Python")
     assert resolved.properties["option.rolling_batch"] == "vllm"
+
+
+def test_catalog_load_refuses_families_out_of_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.catalog import facts as facts_mod
+
+    facts = load_facts()
+    fewer = facts.model_copy(update={"families": {k: v for k, v in facts.families.items() if k != "dev-cpu"}})
+    monkeypatch.setattr(facts_mod, "load_facts", lambda: fewer)
+    with pytest.raises(ValueError, match="families.yaml names"):
+        load_catalog.__wrapped__()
