@@ -48,7 +48,6 @@ CPU_TRANSFORMERS = rule("cpu-full-transformers", "the cpu-full image has no tran
                         "give a custom model.entry_point that needs no transformers, or add it via "
                         "model.requirements", "§12, §17.11")
 
-KNOWN_RB = ("auto", "disable", "vllm", "lmi-dist", "deepspeed", "trtllm", "tnx", "scheduler")
 FAMILY_OF_RB = {"trtllm": "tensorrt-llm", "tnx": "neuronx", "deepspeed": "lmi (0.27.0)", "lmi-dist": "lmi (<= 0.30.0)",
                 "vllm": "lmi"}
 
@@ -107,7 +106,8 @@ def check_rolling_batch(ctx: Ctx) -> None:
             ctx.error(path, RB_UNAVAILABLE, f"the {ctx.family} family has no rolling-batch backend; "
                       "write rolling_batch: disable (or leave it out)")
             return
-        close = difflib.get_close_matches(rb, KNOWN_RB, n=1, cutoff=0.6) if rb not in KNOWN_RB else []
+        known = list(ctx.catalog.backends)  # every rolling_batch value of any release (containers.yaml)
+        close = difflib.get_close_matches(rb, known, n=1, cutoff=0.6) if rb not in known else []
         hint = f"; did you mean '{close[0]}'?" if close else ""
         where = f" (it ships in the {FAMILY_OF_RB[rb]} family)" if rb in FAMILY_OF_RB else ""
         ctx.error(path, RB_UNAVAILABLE, f"rolling_batch '{rb}' is not offered by {rel.family} {rel.version}{where}"
