@@ -46,6 +46,7 @@ from pydantic import BaseModel, SecretStr
 
 from builder import console
 from builder.diagnostics import BuilderError
+from builder.registry import deadlines
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -198,6 +199,9 @@ class RegistryClient:
         self.credentials = credentials
         self.stage = stage
         self.session = session or requests.Session()
+        # every request of one operation runs under an overall deadline (builder.registry.deadlines)
+        self.budget = deadlines.NetBudget.from_env()
+        deadlines.install(self.session)
         self.url = base_url(host)
         self._auth: dict[str, str] = {}  # scope (or "basic") -> Authorization header value
         self._scope = "basic"
@@ -211,10 +215,85 @@ class RegistryClient:
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                 data: object = None, params: dict[str, str] | None = None, stream: bool = False,
                 retry_auth: bool = True) -> requests.Response:
-        """One call; idempotent reads (GET, HEAD) are retried, bounded, on connection errors and 5xx."""
+        """One call; idempotent reads (GET, HEAD) are retried, bounded, on connection errors and 5xx.
+
+        The whole call (retries, the token fetch, a redirect, and for ``stream=True`` the body read
+        until the response is closed) ends by one deadline, ``floor + bytes / minimum rate``
+        (``builder.registry.deadlines``); past it the sockets are shut and the error names it."""
+        watch = deadlines.Watch(self.budget, _body_size(data))
+        if data is not None and not isinstance(data, (bytes, bytearray, str, dict)) and _body_size(data) == 0:
+            data = watch.counting(data)  # a body of unknown length: the deadline grows as it is sent
+        watch.arm()
+        try:
+            with deadlines.active(watch):
+                resp = self._attempts(watch, method, path, headers=headers, data=data, params=params,
+                                      stream=stream, retry_auth=retry_auth)
+        except BaseException:
+            watch.stop()
+            raise
+        if not stream:
+            watch.stop()
+            if watch.fired:  # a body without a length that the shutdown cut reads as complete
+                resp.close()
+                raise self._deadline_error(watch, method, path)
+            return resp
+        return self._follow(watch, resp, method, path)
+
+    def _follow(self, watch: deadlines.Watch, resp: requests.Response, method: str,
+                path: str) -> requests.Response:
+        """A streamed response keeps its deadline (sized by its Content-Length) until it is closed;
+        a body cut by the deadline reads as an error that names it, not as a short body."""
+        try:
+            watch.known = max(watch.known, int(resp.headers.get("Content-Length") or 0))
+        except ValueError:
+            pass
+        close, iter_content = resp.close, resp.iter_content
+
+        def closing() -> None:
+            watch.stop()
+            close()
+
+        def chunks(*args, **kwargs) -> Iterator[bytes]:
+            try:
+                for chunk in iter_content(*args, **kwargs):
+                    if not watch.known:
+                        watch.counted += len(chunk)
+                    yield chunk
+            except requests.RequestException as exc:
+                if watch.expired():
+                    raise self._deadline_error(watch, method, path) from None
+                if _stalled(exc):
+                    raise self._stall_error(watch, method, path) from None
+                raise BuilderError(f"registry {self.host}: connection lost while reading {method} "
+                                   f"{_short(path)} ({exc.__class__.__name__})", stage=self.stage,
+                                   hint="re-running skips every blob already uploaded") from None
+            if watch.fired:  # the shutdown can also read as the end of a body without a length
+                raise self._deadline_error(watch, method, path)
+
+        resp.close = closing  # type: ignore[method-assign]
+        resp.iter_content = chunks  # type: ignore[method-assign]
+        return resp
+
+    def _deadline_error(self, watch: deadlines.Watch, method: str, path: str) -> BuilderError:
+        return BuilderError(f"registry {self.host}: {method} {_short(path)} did not complete within the network "
+                            f"deadline of {watch}", stage=self.stage, hint=watch.budget.hint())
+
+    def _stall_error(self, watch: deadlines.Watch, method: str, path: str) -> BuilderError:
+        """One read or send waited its whole socket timeout (at most the floor, see
+        ``Watch.read_timeout``) for a single byte to move."""
+        limit = min(TIMEOUT[1], watch.budget.floor_s)
+        return BuilderError(f"registry {self.host}: {method} {_short(path)}: no data moved within {limit:g} s "
+                            f"(the per-read limit, at most {deadlines.DEADLINE_ENV}={watch.budget.floor_s:g} s)",
+                            stage=self.stage, hint=watch.budget.hint())
+
+    def _attempts(self, watch: deadlines.Watch, method: str, path: str, *, headers: dict[str, str] | None,
+                  data: object, params: dict[str, str] | None, stream: bool,
+                  retry_auth: bool) -> requests.Response:
         attempts = READ_ATTEMPTS if method in ("GET", "HEAD") and data is None else 1
         for attempt in range(attempts):
             last = attempt + 1 == attempts
+            if watch.expired():
+                raise self._deadline_error(watch, method, path)
             try:
                 resp = self._request_once(method, path, headers=headers, data=data, params=params,
                                           stream=stream, retry_auth=retry_auth)
@@ -237,13 +316,20 @@ class RegistryClient:
             hdrs["Authorization"] = self._auth[self._scope]
         try:
             resp = self.session.request(method, url, headers=hdrs, data=data, params=params,
-                                        stream=stream, timeout=TIMEOUT, allow_redirects=True)
+                                        stream=stream, timeout=_timeout(), allow_redirects=True)
             if resp.status_code == 401 and retry_auth and "WWW-Authenticate" in resp.headers:
                 resp.close()
                 hdrs["Authorization"] = self._answer(resp.headers["WWW-Authenticate"])
                 resp = self.session.request(method, url, headers=hdrs, data=data, params=params,
-                                            stream=stream, timeout=TIMEOUT, allow_redirects=True)
+                                            stream=stream, timeout=_timeout(), allow_redirects=True)
         except requests.RequestException as exc:
+            watch = deadlines.current()
+            if watch is not None and watch.expired():
+                raise self._deadline_error(watch, method, path) from None
+            if watch is not None and _stalled(exc):
+                err = self._stall_error(watch, method, path)
+                err.transient = True  # type: ignore[attr-defined]  # a read is retried within the deadline
+                raise err from None
             err = BuilderError(
                 f"registry {self.host} unreachable or connection lost during {method} "
                 f"{_short(path)} ({exc.__class__.__name__})", stage=self.stage,
@@ -280,8 +366,12 @@ class RegistryClient:
             auth = ((creds.username, creds.password.get_secret_value())  # type: ignore[attr-defined]
                     if creds else None)
             try:
-                r = self.session.get(realm, params=params, auth=auth, timeout=TIMEOUT)
+                r = self.session.get(realm, params=params, auth=auth, timeout=_timeout())
             except requests.RequestException as exc:
+                watch = deadlines.current()
+                if watch is not None and watch.expired():
+                    raise BuilderError(f"token service {realm} did not answer within the network deadline of "
+                                       f"{watch}", stage=self.stage, hint=watch.budget.hint()) from None
                 raise BuilderError(f"token service {realm} unreachable ({exc.__class__.__name__})",
                                    stage=self.stage) from None
             if r.status_code in (401, 403):
@@ -503,6 +593,26 @@ class RegistryClient:
             self.request("DELETE", location).close()
         except BuilderError:
             pass  # best effort: the registry expires abandoned uploads itself
+
+
+def _body_size(data: object) -> int:
+    """Bytes of a request body whose length is known before it is sent (0: none or unknown)."""
+    if isinstance(data, (bytes, bytearray, str)):
+        return len(data)
+    try:
+        return len(data) if data is not None and not isinstance(data, dict) else 0  # type: ignore[arg-type]
+    except TypeError:
+        return 0  # a generator: counted as it is sent
+
+
+def _stalled(exc: BaseException) -> bool:
+    """A socket timeout on an open connection (not a connect timeout: that one is "unreachable")."""
+    return not isinstance(exc, requests.ConnectTimeout) and "timed out" in str(exc).lower()
+
+
+def _timeout() -> tuple[float, float]:
+    watch = deadlines.current()
+    return watch.read_timeout(TIMEOUT) if watch is not None else TIMEOUT
 
 
 def _short(path: str) -> str:
