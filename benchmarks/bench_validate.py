@@ -18,8 +18,10 @@ N = 1000
 
 def make_corpus(dest: Path, n: int = N) -> list[Path]:
     src = ROOT / "recipes" / "examples"
-    shutil.copytree(src / "hf-cpu-tiny-llama", dest / "hf-cpu-tiny-llama")  # the local-folder examples use it
-    examples = [p for p in sorted(src.glob("*.yaml")) if p.name != "quickstart.yaml"]
+    # the model folders and handlers the local examples reference (quickstart's also serves multi-model)
+    for folder in ("hf-cpu-tiny-llama", "quickstart"):
+        shutil.copytree(src / folder, dest / folder)
+    examples = sorted(src.glob("*.yaml"))
     out = []
     for i in range(n):
         ex = examples[i % len(examples)]
