@@ -21,6 +21,7 @@ from typing import Any
 
 from builder import console
 from builder.diagnostics import BuilderError
+from builder.registry.deadlines import AwsBounds, aws_config, is_aws_timeout
 
 TOKEN_MARGIN_S = 15 * 60
 _TOKENS: dict[str, tuple[str, str, float]] = {}  # key -> (user, password, expires epoch)
@@ -50,6 +51,42 @@ class ImmutableTagError(BuilderError):
     pass
 
 
+class _Bounded:
+    """The boto3 client, with its transport errors (botocore's ``BotoCoreError``: timeouts, refused
+    or lost connections) turned into a located message; ``ClientError`` answers pass unchanged to
+    the callers that handle them."""
+
+    def __init__(self, client: Any, bounds: AwsBounds):
+        self._client, self._bounds = client, bounds
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            from botocore.exceptions import BotoCoreError
+
+            try:
+                return attr(*args, **kwargs)
+            except BotoCoreError as exc:
+                op = "".join(part.title() for part in name.split("_"))
+                if type(exc).__name__ == "NoCredentialsError":
+                    raise BuilderError(f"no AWS credentials for ECR ({op})", stage="publish",
+                                       hint="configure credentials (AWS_PROFILE, env, OIDC role) "
+                                            "before publishing to ECR") from None
+                where = getattr(self._client.meta, "endpoint_url", "")
+                if is_aws_timeout(exc):
+                    raise BuilderError(f"ECR {op}: no answer from {where} within {self._bounds.describe()}",
+                                       stage="publish",
+                                       hint="check the network to ECR; raise LMI_BUILD_AWS_TIMEOUT_S or "
+                                            "LMI_BUILD_AWS_ATTEMPTS for a slow link") from None
+                raise BuilderError(f"ECR {op} failed: {str(exc).splitlines()[0][:300]}",
+                                   stage="publish", hint="check the network to ECR and AWS_ENDPOINT_URL_ECR") from None
+
+        return call
+
+
 @dataclass
 class Repository:
     name: str
@@ -69,7 +106,11 @@ class EcrControl:
         self.account = account
         self.region = region
         self.cache_dir = cache_dir
-        self.client = client or boto3.client("ecr", region_name=region)
+        # bounded: connect/read timeouts and a total number of attempts (builder.registry.deadlines),
+        # and a transport failure of any call becomes a message naming the bound, not a traceback
+        self.bounds = AwsBounds.from_env()
+        self.client = _Bounded(client or boto3.client("ecr", region_name=region,
+                                                      config=aws_config(self.bounds)), self.bounds)
 
     def _call(self, what: str, fn, **kw):
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError

@@ -175,7 +175,7 @@ def _publish_one(client, img: LocalImage, target: PublishTarget, tag_list: list[
             continue
         with pushed_name(client, img.id, full_repo, tag):  # no local registry name is left afterwards
             outcome = push_tag(client, full_repo, tag, auth, attempts=options.push_attempts,
-                               backoff_s=options.retry_backoff_s)
+                               backoff_s=options.retry_backoff_s, size_bytes=_image_size(img))
             attempts += outcome.attempts
             engine_retries += outcome.engine_retries
             got = outcome.digest or _digest_after_push(client, img.id, full_repo) or \
@@ -228,6 +228,15 @@ def _is_this_image(api, repo_path: str, remote: str, image_id: str) -> bool:
         return (json.loads(body).get("config") or {}).get("digest") == image_id
     except (BuilderError, ValueError, OSError, AttributeError):
         return False
+
+
+def _image_size(img: LocalImage) -> int:
+    """Bytes the push may have to move (the image's size: the push deadline scales with it)."""
+    attrs = getattr(img.obj, "attrs", None) or {}
+    try:
+        return max(0, int(attrs.get("Size") or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _digest_after_push(client, image_id: str, full_repo: str) -> str | None:

@@ -9,7 +9,10 @@ answers are retried with bounded exponential back-off; auth and immutability err
 
 from __future__ import annotations
 
+import queue
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 
 from builder import console
 from builder.diagnostics import BuilderError
+from builder.registry.deadlines import NetBudget
+from builder.smoke.http_deadline import Deadline
 
 _RETRYABLE = re.compile(
     r"connection refused|connection reset|broken pipe|\bEOF\b|i/o timeout|timeout|timed out|"
@@ -31,10 +36,64 @@ _IMMUTABLE = re.compile(r"already exists.*(immutable|cannot be overwritten)|"
 _DIGEST_LINE = re.compile(r":\s*digest:\s*(sha256:[0-9a-f]{64})")
 
 
+class _Expired(Exception):
+    pass
+
+
+def push_deadline(size_bytes: int = 0, budget: NetBudget | None = None) -> Deadline:
+    """The overall deadline of one tag's push, every attempt included: ``floor + image bytes / minimum
+    rate`` (``LMI_BUILD_NET_DEADLINE_S``, ``LMI_BUILD_NET_MIN_RATE_MBPS``; builder.registry.deadlines)."""
+    b = budget or NetBudget.from_env()
+    return Deadline(b.seconds(size_bytes), b.label(size_bytes))
+
+
+def _events(client, stream, deadline: Deadline) -> Iterator[dict]:
+    """The engine's push events, read in a thread so that the wait for the next one ends at the
+    deadline: the SDK's own timeout is per read, and an engine stuck on a registry that accepts
+    bytes slowly (or not at all) keeps sending progress or nothing for as long as it likes."""
+    events: queue.Queue = queue.Queue()  # unbounded: a consumer that stops must not block the reader
+
+    def pump() -> None:
+        try:
+            for ev in stream:
+                events.put(("event", ev))
+            events.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it in its own thread
+            events.put(("error", exc))
+
+    threading.Thread(target=pump, name="docker-push-events", daemon=True).start()
+    while True:
+        try:
+            kind, item = events.get(timeout=max(deadline.remaining(), 0.001))
+        except queue.Empty:
+            _cut(client, stream)
+            raise _Expired() from None
+        if kind == "end":
+            return
+        if kind == "error":
+            raise item
+        if deadline.expired():
+            _cut(client, stream)
+            raise _Expired()
+        yield item
+
+
+def _cut(client, stream) -> None:
+    """Best effort: shut the engine connection of the push down, which makes dockerd cancel the
+    push (it stops when its client goes away); the SDK's generator keeps the response in its frame
+    (docker/api/client.py ``_stream_helper``). Without it the reader thread ends at the next read."""
+    try:
+        response = stream.gi_frame.f_locals.get("response")
+        sock = client.api._get_raw_response_socket(response)
+        sock.shutdown(socket.SHUT_RDWR)
+    except Exception:  # any SDK shape we do not know: abandon the reader instead
+        pass
+
+
 class PushError(BuilderError):
     def __init__(self, message: str, *, kind: str, registry_message: str, hint: str | None = None):
         super().__init__(message, stage="publish", hint=hint)
-        self.kind = kind  # "auth" | "immutable" | "network" | "other"
+        self.kind = kind  # "auth" | "immutable" | "network" | "deadline" | "other"
         self.registry_message = registry_message
 
 
@@ -97,10 +156,13 @@ class _Progress:
 
 
 def push_tag(client, repository: str, tag: str, auth_config: dict[str, str] | None = None, *,
-             attempts: int = 3, backoff_s: float = 2.0) -> PushOutcome:
-    """Push ``repository:tag`` (already tagged locally); raise PushError with the registry's message."""
+             attempts: int = 3, backoff_s: float = 2.0, size_bytes: int = 0,
+             deadline: Deadline | None = None) -> PushOutcome:
+    """Push ``repository:tag`` (already tagged locally); raise PushError with the registry's message.
+    Every attempt ends by one overall deadline (``push_deadline(size_bytes)`` unless given)."""
     import docker
 
+    deadline = deadline or push_deadline(size_bytes)
     engine_retries = 0
     last: PushError | None = None
     for attempt in range(1, max(1, attempts) + 1):
@@ -110,7 +172,7 @@ def push_tag(client, repository: str, tag: str, auth_config: dict[str, str] | No
         retry_noted: set[str] = set()
         try:
             stream = client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
-            for ev in stream:
+            for ev in _events(client, stream, deadline):
                 failure = _error_of(ev)
                 if failure:
                     break
@@ -129,6 +191,11 @@ def push_tag(client, repository: str, tag: str, auth_config: dict[str, str] | No
                     digest = aux["Digest"]
                 elif m := _DIGEST_LINE.search(status):
                     digest = digest or m.group(1)
+        except _Expired:
+            raise PushError(f"push of {repository}:{tag} did not finish within the network deadline of "
+                            f"{deadline} (attempt {attempt}/{attempts}); stopped waiting for the engine",
+                            kind="deadline", registry_message="",
+                            hint=NetBudget.hint()) from None
         except docker.errors.APIError as exc:
             failure = str(exc.explanation or exc)
         except docker.errors.DockerException as exc:  # engine connection problems
@@ -144,6 +211,8 @@ def push_tag(client, repository: str, tag: str, auth_config: dict[str, str] | No
         if kind != "network" or attempt >= attempts:
             break
         delay = backoff_s * 2 ** (attempt - 1)
+        if delay >= deadline.remaining():  # no time left for another attempt: the last error stands
+            break
         console.warn(f"push of {repository}:{tag} failed (attempt {attempt}/{attempts}): {failure}; "
                      f"retrying in {delay:g} s")
         time.sleep(delay)

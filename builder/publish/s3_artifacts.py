@@ -90,7 +90,10 @@ def client():
     """An S3 client from boto3's standard configuration (``AWS_ENDPOINT_URL_S3`` included)."""
     import boto3
 
-    return boto3.client("s3")
+    from builder.registry.deadlines import aws_config
+
+    # bounded connect/read timeouts and total attempts (LMI_BUILD_AWS_TIMEOUT_S, LMI_BUILD_AWS_ATTEMPTS)
+    return boto3.client("s3", config=aws_config())
 
 
 def upload_layout(files: list[LayoutFile], uri: str, *, s3: Any = None, prune: bool = False,
@@ -141,7 +144,12 @@ def upload_layout(files: list[LayoutFile], uri: str, *, s3: Any = None, prune: b
 
 def _describe(exc: Exception) -> str:
     """botocore's message without request details (it names the operation and the error code)."""
-    return str(exc).splitlines()[0][:300]
+    from builder.registry.deadlines import AwsBounds, is_aws_timeout
+
+    text = str(exc).splitlines()[0][:300]
+    if is_aws_timeout(exc):  # name the bound that gave up, and how to raise it
+        text += f" (no answer within {AwsBounds.from_env().describe()})"
+    return text
 
 
 def _list(s3, bucket: str, prefix: str) -> dict[str, int]:
