@@ -39,7 +39,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from pydantic import BaseModel, SecretStr
@@ -202,6 +202,7 @@ class RegistryClient:
         # every request of one operation runs under an overall deadline (builder.registry.deadlines)
         self.budget = deadlines.NetBudget.from_env()
         deadlines.install(self.session)
+        self._sent: dict[str, int] = {}  # upload session path -> bytes PATCHed into it
         self.url = base_url(host)
         self._auth: dict[str, str] = {}  # scope (or "basic") -> Authorization header value
         self._scope = "basic"
@@ -220,8 +221,14 @@ class RegistryClient:
         The whole call (retries, the token fetch, a redirect, and for ``stream=True`` the body read
         until the response is closed) ends by one deadline, ``floor + bytes / minimum rate``
         (``builder.registry.deadlines``); past it the sockets are shut and the error names it."""
-        watch = deadlines.Watch(self.budget, _body_size(data))
-        if data is not None and not isinstance(data, (bytes, bytearray, str, dict)) and _body_size(data) == 0:
+        session = _session_key(path)
+        known = _body_size(data)
+        if method == "PUT" and params and "digest" in params:
+            # the commit may make the registry move the whole blob (an S3-backed distribution copies
+            # it): its deadline counts every byte this client sent into the session
+            known += self._sent.pop(session, 0)
+        watch = deadlines.Watch(self.budget, known)
+        if data is not None and not isinstance(data, (bytes, bytearray, str, dict)) and not _has_len(data):
             data = watch.counting(data)  # a body of unknown length: the deadline grows as it is sent
         watch.arm()
         try:
@@ -231,6 +238,8 @@ class RegistryClient:
         except BaseException:
             watch.stop()
             raise
+        if method == "PATCH":
+            self._sent[session] = self._sent.get(session, 0) + watch.nbytes
         if not stream:
             watch.stop()
             if watch.fired:  # a body without a length that the shutdown cut reads as complete
@@ -279,12 +288,11 @@ class RegistryClient:
                             f"deadline of {watch}", stage=self.stage, hint=watch.budget.hint())
 
     def _stall_error(self, watch: deadlines.Watch, method: str, path: str) -> BuilderError:
-        """One read or send waited its whole socket timeout (at most the floor, see
-        ``Watch.read_timeout``) for a single byte to move."""
-        limit = min(TIMEOUT[1], watch.budget.floor_s)
-        return BuilderError(f"registry {self.host}: {method} {_short(path)}: no data moved within {limit:g} s "
-                            f"(the per-read limit, at most {deadlines.DEADLINE_ENV}={watch.budget.floor_s:g} s)",
-                            stage=self.stage, hint=watch.budget.hint())
+        """One read or send waited its whole socket timeout (what the deadline left when the request
+        was sent, see ``Watch.read_timeout``) for a single byte to move."""
+        return BuilderError(f"registry {self.host}: {method} {_short(path)}: no data moved within "
+                            f"{watch.read_limit:.1f} s (the per-read limit: what the network deadline of {watch} "
+                            "left)", stage=self.stage, hint=watch.budget.hint())
 
     def _attempts(self, watch: deadlines.Watch, method: str, path: str, *, headers: dict[str, str] | None,
                   data: object, params: dict[str, str] | None, stream: bool,
@@ -595,14 +603,24 @@ class RegistryClient:
             pass  # best effort: the registry expires abandoned uploads itself
 
 
+def _has_len(data: object) -> bool:
+    try:
+        len(data)  # type: ignore[arg-type]
+    except TypeError:
+        return False  # a generator: counted as it is sent
+    return True
+
+
 def _body_size(data: object) -> int:
     """Bytes of a request body whose length is known before it is sent (0: none or unknown)."""
-    if isinstance(data, (bytes, bytearray, str)):
-        return len(data)
-    try:
-        return len(data) if data is not None and not isinstance(data, dict) else 0  # type: ignore[arg-type]
-    except TypeError:
-        return 0  # a generator: counted as it is sent
+    if data is None or isinstance(data, dict) or not _has_len(data):
+        return 0
+    return len(data)  # type: ignore[arg-type]
+
+
+def _session_key(path: str) -> str:
+    """An upload session's identity across its Locations (the query carries changing state)."""
+    return urlsplit(path).path
 
 
 def _stalled(exc: BaseException) -> bool:

@@ -117,6 +117,7 @@ class Watch:
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._stopped = False
+        self.read_limit = 0.0  # the last per-read socket timeout given to a request of this watch
 
     @property
     def nbytes(self) -> int:
@@ -185,12 +186,13 @@ class Watch:
             yield chunk
 
     def read_timeout(self, timeout: tuple[float, float]) -> tuple[float, float]:
-        """Per-read socket timeouts no longer than what the deadline leaves (never 0: non-blocking),
-        and a read never longer than the floor: the watchdog is the bound, this is the net under it
-        (a session whose pools could not be watched) and what ends one stalled read of a stream
-        whose deadline has grown with its size."""
-        left = max(min(self.remaining(), self.budget.floor_s), 0.05)
-        return min(timeout[0], left), min(timeout[1], left)
+        """Per-read socket timeouts no longer than what the deadline leaves when the request is sent
+        (never 0: non-blocking). The watchdog is the bound; this is the net under it (a session
+        whose pools could not be watched) and what ends one stalled read of a stream whose deadline
+        has grown since."""
+        left = max(self.remaining(), 0.05)
+        self.read_limit = min(timeout[1], left)
+        return min(timeout[0], left), self.read_limit
 
 
 _local = threading.local()
@@ -248,7 +250,9 @@ def install(session: Any) -> bool:
     for adapter in getattr(session, "adapters", {}).values():
         manager = getattr(adapter, "poolmanager", None)
         classes = getattr(manager, "pool_classes_by_scheme", None)
-        if isinstance(classes, dict):
+        if isinstance(classes, dict) and classes.get("http") is _POOLS["http"]:
+            done = True  # a session shared by two clients: installed already, its pools kept
+        elif isinstance(classes, dict):
             manager.pool_classes_by_scheme = dict(_POOLS)
             manager.clear()  # pools made before would not attach
             done = True

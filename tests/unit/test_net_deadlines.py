@@ -248,6 +248,33 @@ def test_a_streamed_blob_that_stalls_or_drips_names_the_deadline(serve, drip):
     assert ("network deadline of 3.6 s" if drip else "no data moved within 1.5 s") in str(err)
 
 
+def test_the_commit_put_deadline_counts_the_bytes_sent_into_the_session(serve, monkeypatch):
+    """A registry may move the whole blob at ``PUT ?digest=`` (an S3-backed distribution copies it):
+    the commit's deadline grows by every byte PATCHed into that session, not only by its own body."""
+    monkeypatch.setenv(deadlines.RATE_ENV, "10")  # 20 MB buy 2 s
+
+    class Handler(_Base):
+        def do_PATCH(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(202)
+            self.send_header("Location", "/v2/repo/blobs/uploads/u1?_state=next")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_PUT(self):
+            self.hang()
+
+    srv = serve(Handler)
+    client = RegistryClient(srv.host)
+    size = 20 * 10**6
+    where = client.upload_stream(f"http://{srv.host}/v2/repo/blobs/uploads/u1?_state=first",
+                                 iter([b"\0" * size]), size=size)
+    start = time.monotonic()
+    err = _fails_in_time(lambda: client.finish_upload(where, DIGEST), within=FLOOR + 2)
+    assert time.monotonic() - start > FLOOR + 1.5  # not cut at the floor alone
+    assert "3.5 s" in str(err) and "20.0 MB" in str(err)
+
+
 def test_a_healthy_registry_call_is_unchanged(serve):
     class Handler(_Base):
         def do_HEAD(self):
