@@ -85,6 +85,7 @@ def _cut(client, stream) -> None:
     try:
         response = stream.gi_frame.f_locals.get("response")
         sock = client.api._get_raw_response_socket(response)
+        sock = getattr(sock, "_sock", sock)  # the unix socket's SocketIO wraps the socket
         sock.shutdown(socket.SHUT_RDWR)
     except Exception:  # any SDK shape we do not know: abandon the reader instead
         pass

@@ -359,6 +359,42 @@ def test_a_push_that_keeps_sending_progress_still_ends_at_the_deadline(monkeypat
         release.set()
 
 
+def test_the_push_deadline_shuts_the_engine_connection():
+    """At the deadline the connection to the engine is shut (the SDK's generator keeps the response
+    in its frame): the reader thread ends instead of waiting for the SDK's per-read timeout."""
+    from builder.publish import push
+
+    ours, engine_side = socket.socketpair()
+    engine_side.settimeout(10)
+
+    class Engine:
+        def __init__(self):
+            self.api = self
+
+        def _get_raw_response_socket(self, response):
+            return socket.SocketIO(response, "rb")  # what docker-py returns for a unix socket
+
+        def push(self, *args, **kwargs):
+            def _stream_helper(response):
+                while data := response.recv(1):  # blocks: the engine sends nothing
+                    yield {"status": data.decode()}
+
+            return _stream_helper(ours)
+
+    try:
+        _fails_in_time(lambda: push.push_tag(Engine(), "r", "t", attempts=1,
+                                             deadline=push.push_deadline(0, deadlines.NetBudget(floor_s=1))),
+                       within=1)
+        assert engine_side.recv(1) == b""  # the engine sees its client go
+        deadline = time.monotonic() + 5
+        while any(t.name == "docker-push-events" for t in threading.enumerate()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(t.name == "docker-push-events" for t in threading.enumerate())
+    finally:
+        ours.close()
+        engine_side.close()
+
+
 def test_push_deadline_scales_with_the_image():
     from builder.publish.push import push_deadline
 
