@@ -19,7 +19,9 @@ the change, multipart and parallel for large files, safe to re-run after an inte
   the durable answer).
 - **Stale objects** (under the prefix, not in the layout) are reported, deleted only with prune.
 - **Configuration.** ``boto3.client("s3")``: the standard chain (env, profile, SSO, instance role),
-  ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` and the retry settings of ``~/.aws/config``.
+  ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``; timeouts and total attempts are bounded here
+  (``builder.registry.deadlines.aws_config``: ``LMI_BUILD_AWS_TIMEOUT_S``, ``LMI_BUILD_AWS_ATTEMPTS``),
+  which take precedence over the retry settings of ``~/.aws/config``.
   Credentials are never read here, never printed, never recorded.
 """
 
