@@ -33,7 +33,10 @@ def _split(uri: str) -> tuple[str, str]:
 def _client():
     import boto3
 
-    return boto3.client("s3")
+    from builder.registry.deadlines import aws_config
+
+    # bounded connect/read timeouts and attempts (LMI_BUILD_AWS_TIMEOUT_S, LMI_BUILD_AWS_ATTEMPTS), as publish
+    return boto3.client("s3", config=aws_config())
 
 
 def fetch_s3(cache: ArtifactCache, uri: str, trust: bool, *, client=None) -> ModelArtifacts:

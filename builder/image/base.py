@@ -67,13 +67,11 @@ def _pull(client, ref: str) -> None:
     repo, _, digest = ref.partition("@")
     repo, tag = _split_tag(repo) if not digest else (repo, None)
     console.info(f"pulling base image {ref}")
+    from builder.pull import pull
+
     try:
-        events = client.api.pull(repo, tag=digest or tag or "latest", stream=True, decode=True)
-        for event in events:  # errors arrive in-band (containers-and-registries.md §4)
-            if "error" in event or "errorDetail" in event:
-                detail = (event.get("errorDetail") or {}).get("message") or event.get("error")
-                raise BuilderError(f"pulling base image {ref} failed: {detail}", stage=STAGE,
-                                   hint="log in to the base image's registry, or pass --base-image with a local image")
+        pull(client, repo, digest or tag or "latest", what=f"base image {ref}", stage=STAGE,
+             hint="log in to the base image's registry, or pass --base-image with a local image")
     except BuilderError:
         raise
     except Exception as exc:  # the SDK raises several types for connection and auth problems

@@ -31,10 +31,9 @@ def pull_for_smoke(pinned: str, *, credentials: object | None = None, docker: An
         auth = {"username": credentials.username,  # type: ignore[attr-defined]
                 "password": credentials.password.get_secret_value()}  # type: ignore[attr-defined]
     console.step(f"pull {pinned} into the local engine (smoke test only)")
-    for event in docker.api.pull(ref.name, tag=ref.digest, stream=True, decode=True, auth_config=auth):
-        if "error" in event or "errorDetail" in event:
-            detail = (event.get("errorDetail") or {}).get("message") or event.get("error")
-            raise BuilderError(f"pulling {pinned} failed: {detail}", stage=STAGE)
+    from builder.pull import pull
+
+    pull(docker, ref.name, ref.digest, what=pinned, stage=STAGE, auth_config=auth)
     image = docker.images.get(pinned)
     if pinned not in (image.attrs.get("RepoDigests") or []):
         raise BuilderError(f"the engine does not list {pinned} after the pull", stage=STAGE)
