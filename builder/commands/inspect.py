@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     gib = 1 << 30
-    t = Table(title=f"{loaded.recipe.name}: {where}", show_header=False)
+    t = Table(title=_cell(f"{loaded.recipe.name}: {where}"), show_header=False)
     rows = [
         ("parameters", f"{report.parameters:,} ({report.parameters / 1e9:.2f} B)"),
         ("weights", f"{report.weight_bytes / gib:.2f} GiB stored, {report.runtime_weight_bytes / gib:.2f} GiB "
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         ("fits", "yes" if report.fits else "NO: " + "; ".join(report.problems)),
     ]
     for k, v in rows:
-        t.add_row(k, v)
+        t.add_row(_cell(k), _cell(v))  # recipe values and file names: no markup, no terminal controls
     console().print(t)
     for d in diags:
         info(d.format())
@@ -112,7 +112,7 @@ def _custom(loaded, folder, where: str, fmt: str) -> int:
     from rich.table import Table
 
     w = summary.weights
-    t = Table(title=f"{recipe.name}: {where}", show_header=False)
+    t = Table(title=_cell(f"{recipe.name}: {where}"), show_header=False)
     rows = [("handler", f"{recipe.model.entry_point}" + (f" ({handler_bytes:,} bytes)" if handler_bytes is not None
                                                          else "")),
             ("model type", " / ".join(x for x in [summary.model_type or "", ", ".join(summary.architectures)] if x)
@@ -132,7 +132,15 @@ def _custom(loaded, folder, where: str, fmt: str) -> int:
     rows.append(("target", recipe.target.instance_type))
     rows.append(("fit", "not applicable"))
     for k, v in rows:
-        t.add_row(k, v)
+        t.add_row(_cell(k), _cell(v))  # recipe values and file names: no markup, no terminal controls
     console().print(t)
     info(NOT_APPLICABLE)
     return 0
+
+
+def _cell(text: str) -> str:
+    from rich.markup import escape
+
+    from builder.console import printable
+
+    return escape(printable(str(text), newlines=False))

@@ -90,3 +90,14 @@ def test_custom_handler_model_not_local_is_still_exit_1(tmp_path: Path, capsys, 
                                                  "trust_remote_code": False, "entry_point": "model.py"}))
     assert main(["inspect", str(recipe), "--format", fmt, "--cache-dir", str(tmp_path / "c")]) == 1
     assert "not available locally" in capsys.readouterr().err
+
+
+def test_file_names_with_terminal_controls_are_escaped_in_the_table(tmp_path: Path, capsys) -> None:
+    # issue 15 item 10: a file name is user data; it must not clear the screen or forge a line
+    recipes = tmp_path / "r"
+    shutil.copytree(QUICKSTART.parent / "quickstart", recipes / "quickstart")
+    shutil.copy(QUICKSTART, recipes / "quickstart.yaml")
+    (recipes / "quickstart" / "model" / "evil\x1b[2J[bold]x.json").write_text("{}")
+    assert main(["inspect", str(recipes / "quickstart.yaml"), "--cache-dir", str(tmp_path / "c")]) == 0
+    err = capsys.readouterr().err
+    assert "\x1b[2J" not in err and "\\x1b[2J" in err.replace("\n", "")
