@@ -128,6 +128,8 @@ CASES: list[tuple[str, str, dict, dict]] = [
     ("alias-conflict", "vllm", opt(max_rolling_batch_size=64, max_num_seqs=32),
      opt(max_rolling_batch_size=64, max_num_seqs=64)),
     ("env-secret", "vllm", {"env": {"HF_TOKEN": "hf_x"}}, {"env": {"MY_FLAG": "1"}}),
+    ("env-value-characters", "vllm", {"env": {"MY_FLAG": "a\u0085b"}}, {"env": {"MY_FLAG": "a b\tc"}}),
+    ("env-value-characters", "vllm", {"smoke": {"env": {"MY_FLAG": "a\u2028b"}}}, {"smoke": {"env": {"MY_FLAG": "ab"}}}),
     ("env-secret", "vllm", {"smoke": {"env": {"HF_TOKEN": "hf_x"}}}, {"smoke": {"env": {"MY_FLAG": "1"}}}),
     # a secret-named option is refused even when pass_through lists it (it would be baked and labelled)
     ("option-secret", "vllm", {"serving": {"option": {"hf_token": "hf_x"}, "pass_through": ["hf_token"]}},

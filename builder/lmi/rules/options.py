@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 
 from builder.lmi.keys import OWNED_BY_MODEL, derived_keys, key_modes, known_keys, releases_reading
 from builder.lmi.properties import KEY_RE
@@ -139,10 +140,22 @@ def check_env(ctx: Ctx) -> None:
                       "for option keys, §10.5); set it under serving: / model: instead", key=True)
 
 
+ENV_VALUE = rule("env-value-characters", "env: and smoke.env values hold no control or Unicode line-break "
+                 "characters (C0/C1 controls, U+2028, U+2029): the legacy builder's ENV/LABEL parsing turns U+0085 "
+                 "into a space, and env files split on them", "write the value without them", "issue 15 item 4")
+# C0 controls but tab, DEL, C1 controls (U+0085 NEL among them), and the Unicode line/paragraph separators
+_ENV_VALUE_BAD = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 @check("env-names")
 def check_env_names(ctx: Ctx) -> None:
     for section, env in ((("env",), ctx.recipe.env), (("smoke", "env"), ctx.recipe.smoke.env)):
-        for key in env:
+        for key, value in env.items():
+            bad = _ENV_VALUE_BAD.search(str(value))
+            if bad and ENV_NAME_RE.match(key):
+                ctx.error((*section, key), ENV_VALUE, f"{'.'.join(section)} {key}: the value holds "
+                          f"U+{ord(bad.group()):04X} at position {bad.start()}; Docker's legacy builder and "
+                          "env files would not keep it as written: remove it")
             if not ENV_NAME_RE.match(key):
                 where = ".".join(section)
                 ctx.error((*section, key), ENV_NAME, f"{where} name {key!r} is not an environment variable name "
