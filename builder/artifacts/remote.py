@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, field_validator
 
+from builder.artifacts.hashing import sha256_file  # one file hasher for cache, remote and S3
 from builder.console import warn
 
 ENV = "LMI_BUILD_CACHE_REMOTE"
@@ -163,14 +164,6 @@ class Stats:
     def as_dict(self) -> dict[str, int]:
         return {"bytes_down": self.bytes_down, "bytes_up": self.bytes_up, "objects_down": self.objects_down,
                 "objects_up": self.objects_up}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _first_error(exc: ValueError) -> str:

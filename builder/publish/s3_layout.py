@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from builder.artifacts.hashing import sha256_file  # one file hasher for cache, remote and S3
 from builder.diagnostics import BuilderError
 
 STAGE = "publish"
@@ -39,14 +40,6 @@ class LayoutFile(BaseModel):
         import io
 
         return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def layout_for_build(resolved, *, model_dir: Path | None, compiled_dir: Path | None,
