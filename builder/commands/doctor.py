@@ -13,7 +13,8 @@ HELP = "check the tools each assembler and the tests need"
 DESCRIPTION = (
     "Checks: Docker engine (for --assembler docker and the smoke test), the built-in registry client "
     "(--assembler registry needs no external binary), Debian docker-registry and htpasswd (tests), and "
-    "optional crane (benchmark comparison only). Prints a table on stderr and JSON on stdout; exit 0 "
+    "optional crane (the third-party image validator of the integration tests, built there from the Go "
+    "module proxy when missing, and the bench comparison row). Prints a table on stderr and JSON on stdout; exit 0 "
     "always (missing optional tools are not errors)."
 )
 
@@ -50,10 +51,11 @@ def run(args: argparse.Namespace) -> int:
     htp = shutil.which("htpasswd")
     checks["htpasswd"] = {"ok": bool(htp), "detail": htp or "apt-get install apache2-utils",
                           "needed_for": "auth registry tests"}
-    crane = os.environ.get("LMI_BENCH_CRANE") or shutil.which("crane")
+    crane = os.environ.get("LMI_BENCH_CRANE") or os.environ.get("LMI_TEST_CRANE") or shutil.which("crane")
     checks["crane"] = {"ok": bool(crane), "optional": True,
                        "detail": crane or "optional: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1",
-                       "needed_for": "bench comparison row only"}
+                       "needed_for": "crane validate in the integration tests (built once from the Go proxy "
+                                     "when Go is there) and the bench comparison row"}
     if args.registry:
         from builder.diagnostics import BuilderError
         from builder.registry.client import RegistryClient
