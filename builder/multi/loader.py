@@ -8,16 +8,16 @@ diagnostics point at the right line of the multi-model file.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from builder.diagnostics import Diagnostic, has_errors
 from builder.multi.model import ModelEntry, MultiRecipe
-from builder.recipe.loader import LoadedRecipe, _java_int_options, _model_in, _real_path, _text_checks
+from builder.recipe.loader import LoadedRecipe, _java_int_options, _text_checks
+from builder.recipe.loader import _from_pydantic as from_pydantic
 from builder.recipe.model import Recipe
 from builder.recipe.yamlpos import Document, load_document
 
@@ -148,27 +148,11 @@ def entry(loaded: LoadedMulti, i: int) -> ModelEntry:
 # ----------------------------------------------------------------- pydantic errors, located
 
 def _from_pydantic(loaded: LoadedMulti, exc: ValidationError) -> list[Diagnostic]:
-    out = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            parent, key = loc[:-1], loc[-1]
-            extra = ""
-            if loc == ("model",):
-                extra = "; a multi-model recipe lists its models under models:"
-            out.append(loaded.at(loc, "unknown-key", f"unknown key '{key}'{_suggest(key, parent)}{extra}", key=True))
-            continue
-        if kind == "missing":
-            where = _dotted(loc)
-            out.append(loaded.at(loc[:-1], "missing-key", f"missing required key '{where}'"))
-            continue
-        path = _real_path(loaded.doc, loc)
-        msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        out.append(loaded.at(path, "invalid-value", f"{_dotted(path) or 'recipe'}: {msg}"))
-    return out
+    """The single-model recipe's error conversion, over the multi-model schema and its path spelling."""
+    def hint(loc: tuple) -> str:
+        return "; a multi-model recipe lists its models under models:" if loc == ("model",) else ""
+
+    return from_pydantic(loaded, exc, root=MultiRecipe, name=_dotted, unknown_hint=hint)
 
 
 def _dotted(path: tuple) -> str:
@@ -176,28 +160,3 @@ def _dotted(path: tuple) -> str:
     for p in path:
         text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
     return text
-
-
-def _suggest(key: Any, parent: tuple) -> str:
-    fields = _fields_at(parent)
-    if not fields or not isinstance(key, str):
-        return ""
-    close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return f"; allowed here: {', '.join(sorted(fields))}"
-
-
-def _fields_at(parent: tuple) -> list[str]:
-    model: type[BaseModel] = MultiRecipe
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(part) or next((f for f in model.model_fields.values() if f.alias == part), None)
-        if info is None:
-            return []
-        sub = _model_in(info.annotation)
-        if sub is None:
-            return []
-        model = sub
-    return [f.alias or name for name, f in model.model_fields.items()]

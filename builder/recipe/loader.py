@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,27 +110,33 @@ def _text_checks(loaded: LoadedRecipe, value: Any, path: tuple) -> list[Diagnost
     return out
 
 
-def _from_pydantic(loaded: LoadedRecipe, exc: ValidationError) -> list[Diagnostic]:
+def _joined(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _from_pydantic(loaded: Any, exc: ValidationError, *, root: type[BaseModel] = Recipe,
+                   name: Callable[[tuple], str] = _joined,
+                   unknown_hint: Callable[[tuple], str] = lambda loc: "") -> list[Diagnostic]:
+    """pydantic's errors as located diagnostics; ``loaded`` has ``.doc`` and ``.at`` (a single- or a
+    multi-model recipe: ``root`` is its model, ``name`` spells a path in its messages)."""
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         kind = err["type"]
         if kind == "extra_forbidden":
             parent, key = loc[:-1], loc[-1]
-            msg = f"unknown key '{key}'{_suggest(key, parent)}"
+            msg = f"unknown key '{key}'{_suggest(key, parent, root)}{unknown_hint(loc)}"
             out.append(loaded.at(loc, "unknown-key", msg, key=True))
             continue
         if kind == "missing":
-            where = ".".join(str(p) for p in loc)
-            out.append(loaded.at(loc[:-1], "missing-key", f"missing required key '{where}'"))
+            out.append(loaded.at(loc[:-1], "missing-key", f"missing required key '{name(loc)}'"))
             continue
         # pydantic appends the union member / validator name to loc for some errors; trim to a real path
         path = _real_path(loaded.doc, loc)
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
-        field_name = ".".join(str(p) for p in path) or "recipe"
-        out.append(loaded.at(path, "invalid-value", f"{field_name}: {msg}"))
+        out.append(loaded.at(path, "invalid-value", f"{name(path) or 'recipe'}: {msg}"))
     return out
 
 
@@ -140,8 +147,8 @@ def _real_path(doc: Document, loc: tuple) -> tuple:
     return path
 
 
-def _suggest(key: Any, parent: tuple) -> str:
-    fields = _fields_at(parent)
+def _suggest(key: Any, parent: tuple, root: type[BaseModel] = Recipe) -> str:
+    fields = _fields_at(parent, root)
     if not fields or not isinstance(key, str):
         return ""
     close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
@@ -150,8 +157,8 @@ def _suggest(key: Any, parent: tuple) -> str:
     return f"; allowed here: {', '.join(sorted(fields))}"
 
 
-def _fields_at(parent: tuple) -> list[str]:
-    model: type[BaseModel] = Recipe
+def _fields_at(parent: tuple, root: type[BaseModel] = Recipe) -> list[str]:
+    model: type[BaseModel] = root
     for part in parent:
         if isinstance(part, int):
             continue
