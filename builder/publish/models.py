@@ -65,25 +65,18 @@ class PublishTarget(BaseModel):
 
 
 def split_registry(ref: str) -> tuple[str, str]:
-    """``host[:port]/repo/path`` -> (host[:port], repo/path). The first part must look like a host."""
+    """``host[:port]/repo/path`` -> (host[:port], repo/path), by the one reference grammar
+    (builder.registry.reference); ValueError (pydantic's validators re-raise it located)."""
     from builder.diagnostics import UsageError
-    from builder.registry.reference import check_host, looks_like_host
+    from builder.registry.reference import parse
 
-    host, _, repo = ref.partition("/")
-    if not repo or not looks_like_host(host):
-        raise ValueError(f"registry target {ref!r} must be HOST[:PORT]/REPOSITORY "
-                         "(e.g. 127.0.0.1:5000/lmi/tiny)")
+    if "@" in ref.partition("/")[2]:
+        raise ValueError(f"registry target {ref!r} must not carry a tag or digest; use --tag")
     try:
-        check_host(host, what=f"registry target {ref!r}")
+        parsed = parse(ref, what="registry target", allow_tag=False)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
-    if ":" in repo.rsplit("/", 1)[-1] or "@" in repo:
-        raise ValueError(f"registry target {ref!r} must not carry a tag or digest; use --tag")
-    if not re.fullmatch(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
-                        repo):
-        raise ValueError(f"repository {repo!r} is not a valid OCI repository name (lower-case, "
-                         "[a-z0-9] separated by . _ - /)")
-    return host, repo
+    return parsed.host, parsed.repo
 
 
 class PublishOptions(BaseModel):

@@ -34,6 +34,23 @@ def looks_like_host(part: str) -> bool:
     return "." in part or ":" in part or part == "localhost"
 
 
+def _repo_and_tag(path: str, ref: str, what: str, *, allow_tag: bool = True) -> tuple[str, str | None]:
+    """``REPO[:TAG]`` (the part after the host) split and checked, as distribution's grammar has them."""
+    tag = None
+    if ":" in path.rsplit("/", 1)[-1]:
+        path, _, tag = path.rpartition(":")
+        if not allow_tag:
+            raise UsageError(f"{what} {ref!r} must not carry a tag")
+        if not tag:
+            raise UsageError(f"{what} {ref!r}: empty tag after ':' (write REPO:TAG or REPO)")
+        if not _TAG_RE.fullmatch(tag):
+            raise UsageError(f"{what} {ref!r}: {tag!r} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-], at most 128)")
+    if not _REPO_RE.fullmatch(path):
+        raise UsageError(f"{what} {ref!r}: repository {path!r} is not a valid OCI repository name "
+                         "(lower-case, [a-z0-9] separated by . _ - /, one ':' before the tag)")
+    return path, tag
+
+
 def parse_local_tag(ref: str, *, what: str = "--tag") -> str:
     """A user's extra tag, ``[HOST[:PORT]/]REPO[:TAG]``, checked as docker would read it and refused in the
     tool's own namespace; returns it with an explicit tag (``latest`` only when none was written)."""
@@ -46,17 +63,7 @@ def parse_local_tag(ref: str, *, what: str = "--tag") -> str:
     path = rest if host else ref
     if host:
         check_host(host, what=f"{what} {ref!r}")
-    tag = None
-    last = path.rsplit("/", 1)[-1]
-    if ":" in last:
-        path, _, tag = path.rpartition(":")
-        if not tag:
-            raise UsageError(f"{what} {ref!r}: empty tag after ':' (write REPO:TAG or REPO)")
-        if not _TAG_RE.fullmatch(tag):
-            raise UsageError(f"{what} {ref!r}: {tag!r} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-], at most 128)")
-    if not _REPO_RE.fullmatch(path):
-        raise UsageError(f"{what} {ref!r}: repository {path!r} is not a valid repository name "
-                         "(lower-case, [a-z0-9] separated by . _ - /, one ':' before the tag)")
+    path, tag = _repo_and_tag(path, ref, what)
     name = f"{host}/{path}" if host else path
     if len(name) > NAME_MAX:
         raise UsageError(f"{what} {ref!r}: the repository name is {len(name)} characters; at most {NAME_MAX}")
@@ -108,15 +115,5 @@ def parse(ref: str, *, what: str = "image reference", allow_tag: bool = True) ->
         raise UsageError(f"{what} {ref!r} must be HOST[:PORT]/REPOSITORY[:TAG][@sha256:...] "
                          "(e.g. 127.0.0.1:5000/lmi/tiny)")
     check_host(host, what=f"{what} {ref!r}")
-    tag = None
-    last = rest.rsplit("/", 1)[-1]
-    if ":" in last:
-        rest, _, tag = rest.rpartition(":")
-        if not allow_tag:
-            raise UsageError(f"{what} {ref!r} must not carry a tag")
-        if not _TAG_RE.fullmatch(tag):
-            raise UsageError(f"{what} {ref!r}: {tag!r} is not a valid tag")
-    if not _REPO_RE.fullmatch(rest):
-        raise UsageError(f"{what} {ref!r}: repository {rest!r} is not a valid OCI repository name "
-                         "(lower-case, [a-z0-9] separated by . _ - /)")
+    rest, tag = _repo_and_tag(rest, ref, what, allow_tag=allow_tag)
     return ImageRef(host=host, repo=rest, tag=tag, digest=digest)
