@@ -31,10 +31,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
     from builder import diagnostics as dg
-    from builder.console import info, printable, warn
     from builder.lmi.importer import LocatedImportError, build_recipe, read_sources
     from builder.lmi.rules import validate
     from builder.recipe import load_recipe
@@ -63,7 +61,17 @@ def run(args: argparse.Namespace) -> int:
     target = args.output or Path(os.getcwd()) / ".lmi-import-check.yaml"
     loaded = load_recipe(target, text)
     diags = [_in_input(d, sources, args) for d in validate(loaded)]
-    for note in sources.notes + imported.notes:
+    return _finish(args, text, diags, sources.notes + imported.notes)
+
+
+def _finish(args: argparse.Namespace, text: str, diags: list, notes: list[str], what: str = "") -> int:
+    """Notes, then the diagnostics (errors stop here), then the recipe to -o FILE or stdout."""
+    import sys
+
+    from builder import diagnostics as dg
+    from builder.console import info, printable, warn
+
+    for note in notes:
         warn(note)
     if dg.has_errors(diags):
         raise dg.DiagnosticError(diags, stage="import")
@@ -78,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             atomic_write(args.output, text.encode("utf-8"), prefix=f".{args.output.name}.tmp-")
         except OSError as exc:
             raise dg.BuilderError(f"cannot write {args.output}: {exc.strerror or exc}", stage="import") from None
-        info(f"wrote {printable(str(args.output), newlines=False)}")
+        info(f"wrote {printable(str(args.output), newlines=False)}{what}")
     else:
         sys.stdout.write(text)
     return 0
@@ -86,10 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _import_folder(args: argparse.Namespace) -> int:
     """A folder of per-model serving.properties -> a multi-model recipe (builder/multi/importer.py)."""
-    import sys
 
     from builder import diagnostics as dg
-    from builder.console import info, printable, warn
     from builder.multi.importer import import_folder, in_input
     from builder.multi.loader import load_multi
     from builder.multi.validate import validate_multi
@@ -102,25 +108,7 @@ def _import_folder(args: argparse.Namespace) -> int:
         + _dump(data)
     target = args.output or Path(os.getcwd()) / ".lmi-import-check.yaml"
     diags = [in_input(d, sources, subs) for d in validate_multi(load_multi(target, text), with_fit=False)]
-    for note in notes:
-        warn(note)
-    if dg.has_errors(diags):
-        raise dg.DiagnosticError(diags, stage="import")
-    for d in diags:
-        info(d.format())
-    if args.output:
-        from builder.atomic import atomic_write
-
-        try:
-            if args.output.is_dir():
-                raise IsADirectoryError(21, "is a folder, not a file", str(args.output))
-            atomic_write(args.output, text.encode("utf-8"), prefix=f".{args.output.name}.tmp-")
-        except OSError as exc:
-            raise dg.BuilderError(f"cannot write {args.output}: {exc.strerror or exc}", stage="import") from None
-        info(f"wrote {printable(str(args.output), newlines=False)} ({len(subs)} models)")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return _finish(args, text, diags, notes, f" ({len(subs)} models)")
 
 
 # recipe path -> the LMI key it was imported from (the rest is serving.<key> or serving.option.<key>)
