@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 
+from builder.commands._args import positive
 from builder.paths import cache_dir_arg
 
 NAME = "cache"
@@ -44,15 +44,7 @@ def _remote(text: str) -> str:
     return remote_arg(text) if text else ""
 
 
-def _days(text: str) -> float:
-    """A positive, finite number of days: -5 or nan would make every entry (or none) 'old'."""
-    try:
-        days = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
-    if not math.isfinite(days) or days <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of days > 0 (e.g. 30)")
-    return days
+_days = positive("days", "30")  # -5 or nan would make every entry (or none) 'old'
 
 
 def _human(n: int) -> str:

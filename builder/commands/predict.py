@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from builder.commands._args import positive
+
 NAME = "predict"
 HELP = "send one request to an image and print the answer (reuses a running 'lmi-build serve')"
 DESCRIPTION = (
@@ -34,17 +36,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 MAX_DATA_BYTES = 16 << 20  # a request body; far above any prompt, far below what would hurt
 
 
-def _seconds(text: str) -> float:
-    """A positive, finite number of seconds (requests reads -1 or 0 as 'fail at once', nan as never)."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds > 0 (e.g. 300)")
-    return value
+_seconds = positive("seconds", "300")  # requests reads -1 or 0 as 'fail at once', nan as never
 
 
 def _data_text(text: str) -> str:
