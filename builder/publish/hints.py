@@ -30,14 +30,10 @@ def deploy_hints(image_labels: dict[str, str], image_env: list[str]) -> DeployHi
     if raw:
         try:
             recipe = json.loads(raw)
-            # the label is resolve's to_json(): the rendered properties (every default pinned) under
-            # serving.properties; older labels (and tests' hand-made ones) had serving.option
-            serving = recipe.get("serving") or {}
-            timeout = _int((serving.get("properties") or {}).get("option.model_loading_timeout"))
+            # the label is resolve's to_json(): the rendered properties (every default pinned)
+            properties = (recipe.get("serving") or {}).get("properties") or {}
+            timeout = _int(properties.get("option.model_loading_timeout"))
             source = "the rendered option.model_loading_timeout" if timeout else None
-            if timeout is None:
-                timeout = _int((serving.get("option") or {}).get("model_loading_timeout"))
-                source = "recipe serving.option.model_loading_timeout" if timeout else None
             models = recipe.get("models")  # a multi-model image (builder/multi/image.py): serving per model
             if timeout is None and isinstance(models, dict) and models:
                 each = [_int(((m or {}).get("properties") or {}).get("option.model_loading_timeout"))

@@ -24,7 +24,7 @@ HASH = "ab12cd34ef56" + "0" * 52
 
 
 def _labels(name="tiny-llm", **extra):
-    recipe = {"name": name, "serving": {"option": {"model_loading_timeout": 900}},
+    recipe = {"name": name, "serving": {"properties": {"option.model_loading_timeout": "900"}},  # as resolve.to_json()
               "target": {"instance_type": "ml.g5.xlarge"}}
     return {labels.RECIPE_NAME: name, labels.RECIPE_HASH: HASH, labels.LMI_VERSION: "0.29.0",
             labels.INPUTS_DIGEST: "sha256:" + HASH, labels.INPUTS_JSON: "{}",

@@ -38,11 +38,11 @@ def test_target_needs_exactly_one():
 
 
 def test_deploy_hints_from_recipe_label_and_env():
-    recipe = {"serving": {"option": {"model_loading_timeout": "1800"}}}
+    recipe = {"serving": {"properties": {"option.model_loading_timeout": "1800"}}}  # resolve.to_json()
     h = deploy_hints({labels.RECIPE_JSON: json.dumps(recipe), labels.TARGET_INSTANCE: "ml.g5.2xlarge"}, [])
     assert h.ContainerStartupHealthCheckTimeoutInSeconds == 1800 and h.instance_type == "ml.g5.2xlarge"
     h = deploy_hints({}, ["PATH=/bin", "MODEL_LOADING_TIMEOUT=1200"])
     assert h.ContainerStartupHealthCheckTimeoutInSeconds == 1200 and "env" in h.model_loading_timeout_source
-    h = deploy_hints({labels.RECIPE_JSON: json.dumps({"serving": {"option": {"model_loading_timeout": 7200}}})}, [])
+    h = deploy_hints({labels.RECIPE_JSON: json.dumps({"serving": {"properties": {"option.model_loading_timeout": "7200"}}})}, [])
     assert h.ContainerStartupHealthCheckTimeoutInSeconds == 3600 and h.notes
     assert deploy_hints({}, []).ContainerStartupHealthCheckTimeoutInSeconds is None
