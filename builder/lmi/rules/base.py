@@ -8,7 +8,7 @@ position keep the order they were reported in) and skips a check whose precondit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -225,7 +225,3 @@ def as_int(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
     return None
-
-
-def iter_keys(mapping: dict[str, Any]) -> Iterator[str]:
-    return iter(sorted(mapping))
