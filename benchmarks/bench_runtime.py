@@ -28,10 +28,10 @@ def main(argv: list[str]) -> int:
     import requests
 
     from builder import labels as L
+    from builder.examples.quickstart import write_example_model
     from builder.paths import REPO_DIR
     from builder.paths import cache_dir as _cache_dir
     from builder.runtime import devcpu, engine, maven, rootfs
-    from builder.runtime.example_model import write_example_model
 
     starts = 5
     if "--starts" in " ".join(argv):

@@ -26,8 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from builder.console import info
-    from builder.runtime.example_model import write_example_model
-    from builder.runtime.tiny_llama import write_tiny_llama
+    from builder.examples.quickstart import write_example_model
+    from builder.examples.tiny_llama import write_tiny_llama
 
     dest = args.dir or str(LLAMA_DIR if args.llama else DEFAULT_DIR)
     files = (write_tiny_llama if args.llama else write_example_model)(dest, force=args.force)

@@ -19,8 +19,8 @@ import pytest
 from builder import labels as L
 from builder.cli import main
 from builder.diagnostics import BuilderError
+from builder.examples.tiny_llama import write_tiny_llama
 from builder.paths import REPO_DIR
-from builder.runtime.tiny_llama import write_tiny_llama
 from tests.support.docker_fixtures import image_tags, remove_images_made_since
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]

@@ -14,8 +14,8 @@ import pytest
 
 from builder import labels as L
 from builder.cli import main
+from builder.examples.quickstart import write_example_model
 from builder.paths import REPO_DIR
-from builder.runtime.example_model import write_example_model
 from tests.support.docker_fixtures import image_tags, remove_images_made_since
 
 pytestmark = pytest.mark.docker

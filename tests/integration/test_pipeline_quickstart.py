@@ -19,11 +19,11 @@ import pytest
 
 from builder import labels as L
 from builder.cli import main
+from builder.examples.quickstart import write_example_model
 from builder.lmi.properties import dumps, loads
 from builder.lmi.resolve import resolve
 from builder.paths import REPO_DIR
 from builder.recipe import load_recipe
-from builder.runtime.example_model import write_example_model
 from tests.support.docker_fixtures import image_tags, remove_images_made_since
 
 pytestmark = pytest.mark.docker

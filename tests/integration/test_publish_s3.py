@@ -260,7 +260,7 @@ def test_quickstart_build_s3_smokes_the_prefix_and_publish_from_the_image_sends_
     import uuid
 
     from builder.cli import main
-    from builder.runtime.example_model import write_example_model
+    from builder.examples.quickstart import write_example_model
     from tests.support.docker_fixtures import image_tags, remove_images_made_since
 
     src = REPO_DIR / "recipes/examples"

@@ -20,7 +20,7 @@ def _model_dir(tmp_path: Path, handler: Path | str, *, example: bool = False, pr
     d = tmp_path / "model"
     d.mkdir()
     if example:
-        from builder.runtime.example_model import write_example_model
+        from builder.examples.quickstart import write_example_model
 
         write_example_model(d)
     shutil.copy(handler, d / "model.py")

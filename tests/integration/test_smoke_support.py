@@ -23,7 +23,7 @@ def build_model_image(client, runtime_ref: str, handler: Path, *, smoke: dict | 
     if example_model:
         import tempfile
 
-        from builder.runtime.example_model import write_example_model
+        from builder.examples.quickstart import write_example_model
 
         with tempfile.TemporaryDirectory() as tmp:
             for p in write_example_model(tmp):

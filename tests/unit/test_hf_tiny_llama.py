@@ -9,7 +9,7 @@ import pytest
 
 from builder.cli import main
 from builder.diagnostics import BuilderError
-from builder.runtime import tiny_llama
+from builder.examples import tiny_llama
 
 
 def test_tensors_match_the_llama_config(tmp_path):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from builder.cli import main
+from builder.examples.files import write_safetensors
+from builder.examples.quickstart import weights
 from builder.paths import REPO_DIR
-from builder.runtime.example_model import weights, write_safetensors
 from tests.support.model_fixtures import recipe_data, write_recipe
 
 QUICKSTART = REPO_DIR / "recipes" / "examples" / "quickstart.yaml"

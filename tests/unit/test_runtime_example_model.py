@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from builder.diagnostics import BuilderError
+from builder.examples.quickstart import weights, write_example_model
 from builder.paths import REPO_DIR
-from builder.runtime.example_model import weights, write_example_model
 
 
 def test_safetensors_written_by_hand_read_by_the_real_package(tmp_path):

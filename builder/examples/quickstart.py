@@ -1,4 +1,4 @@
-"""A tiny, deterministic text model for the quickstart and the dev-cpu tests.
+"""The quickstart's model: a tiny, deterministic text model (also the dev-cpu tests').
 
 Files: ``config.json``, ``tokenizer.json`` (HF tokenizers WordLevel, whitespace pre-tokenizer),
 ``tokenizer_config.json``, ``vocab.json`` and ``model.safetensors`` (seeded random float32 weights,
@@ -8,14 +8,12 @@ data). The quickstart handler (recipes/examples/quickstart/model.py) reads them 
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from pathlib import Path
 
 import numpy as np
 
-from builder.diagnostics import BuilderError
+from builder.examples.files import prepare_dest, write_json_docs, write_safetensors
 
 WORDS = (
     "the a of to and in is it that for on with as by at from this be are was model models "
@@ -42,30 +40,6 @@ def weights(seed: int = SEED) -> dict[str, np.ndarray]:
     }
 
 
-def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
-    """The safetensors layout, by hand (little-endian, C order, header padded to 8 bytes)."""
-    dtypes = {np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("int64"): "I64",
-              np.dtype("int32"): "I32"}
-    header: dict = {"__metadata__": metadata or {}}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name])
-        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": dtypes[arr.dtype], "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(struct.pack("<Q", len(raw)))
-        fh.write(raw)
-        for blob in blobs:
-            fh.write(blob)
-    os.replace(tmp, path)
-
-
 def tokenizer_json(vocab_: dict[str, int]) -> dict:
     return {
         "version": "1.0", "truncation": None, "padding": None,
@@ -77,20 +51,6 @@ def tokenizer_json(vocab_: dict[str, int]) -> dict:
         "decoder": None,
         "model": {"type": "WordLevel", "vocab": vocab_, "unk_token": "<unk>"},
     }
-
-
-def prepare_dest(dest: str | os.PathLike, names: list[str], *, force: bool) -> Path:
-    """The folder an example model is written to; refuses to overwrite ``names`` there unless ``force``."""
-    dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
-        raise BuilderError(f"{dest} exists and is not a folder", stage="example-model")
-    if dest.is_dir() and not force:
-        clash = [n for n in names if (dest / n).exists()]
-        if clash:
-            raise BuilderError(f"{dest} already holds {', '.join(clash)}", stage="example-model",
-                               hint="pass --force to overwrite, or choose another folder")
-    dest.mkdir(parents=True, exist_ok=True)
-    return dest
 
 
 def write_example_model(dest: str | os.PathLike, *, force: bool = False) -> list[Path]:
@@ -109,13 +69,7 @@ def write_example_model(dest: str | os.PathLike, *, force: bool = False) -> list
                                   "model_max_length": 512},
         "vocab.json": v,
     }
-    written = []
-    for name, doc in docs.items():
-        path = dest / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(json.dumps(doc, indent=2, sort_keys=name == "config.json") + "\n")
-        os.replace(tmp, path)
-        written.append(path)
+    written = write_json_docs(dest, docs, sort_keys={"config.json"})
     write_safetensors(dest / "model.safetensors", weights(), {"format": "np", "generator": "lmi-builder"})
     written.append(dest / "model.safetensors")
     return written

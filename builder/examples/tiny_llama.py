@@ -8,13 +8,13 @@ needed on the host. Tensor names and shapes follow transformers' ``modeling_llam
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from builder.runtime.example_model import prepare_dest, tokenizer_json, vocab, write_safetensors
+from builder.examples.files import prepare_dest, write_json_docs, write_safetensors
+from builder.examples.quickstart import tokenizer_json, vocab
 
 HIDDEN = 32
 INTERMEDIATE = 64
@@ -84,13 +84,7 @@ def write_tiny_llama(dest: str | os.PathLike, *, force: bool = False) -> list[Pa
                                   "model_input_names": ["input_ids", "attention_mask"], **special},
         "special_tokens_map.json": special,
     }
-    written = []
-    for name, doc in docs.items():
-        path = dest / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-        written.append(path)
+    written = write_json_docs(dest, docs, sort_keys=True)
     # transformers refuses safetensors whose metadata format is not one of its frameworks ("pt").
     write_safetensors(dest / "model.safetensors", llama_weights(len(v)), {"format": "pt"})
     written.append(dest / "model.safetensors")
