@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors.numpy
 
 from builder.diagnostics import BuilderError
 
@@ -41,24 +41,14 @@ def write_json_docs(dest: Path, docs: dict[str, Any], *, sort_keys: bool | set[s
 
 
 def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
-    """The safetensors layout, by hand (little-endian, C order, header padded to 8 bytes)."""
-    dtypes = {np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("int64"): "I64",
-              np.dtype("int32"): "I32"}
-    header: dict = {"__metadata__": metadata or {}}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name])
-        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": dtypes[arr.dtype], "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
+    """``tensors`` as a safetensors file (the package's numpy writer, no torch), written atomically.
+
+    At most one metadata entry: safetensors (0.8 and earlier, safetensors/safetensors#584) keeps
+    ``__metadata__`` in a hash map and writes several entries in a different order in each process,
+    and the committed examples must be byte-for-byte what ``lmi-build example-model`` writes.
+    """
+    if metadata is not None and len(metadata) > 1:
+        raise ValueError(f"one metadata entry at most (safetensors orders several at random): {sorted(metadata)}")
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(struct.pack("<Q", len(raw)))
-        fh.write(raw)
-        for blob in blobs:
-            fh.write(blob)
+    tmp.write_bytes(safetensors.numpy.save(tensors, metadata=metadata))
     os.replace(tmp, path)

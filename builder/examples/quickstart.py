@@ -2,8 +2,8 @@
 
 Files: ``config.json``, ``tokenizer.json`` (HF tokenizers WordLevel, whitespace pre-tokenizer),
 ``tokenizer_config.json``, ``vocab.json`` and ``model.safetensors`` (seeded random float32 weights,
-written in the safetensors format by hand: 8-byte little-endian header length, JSON header, raw
-data). The quickstart handler (recipes/examples/quickstart/model.py) reads them with numpy only.
+written by the safetensors package's numpy writer). The quickstart handler
+(recipes/examples/quickstart/model.py) parses the file with numpy only.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def write_example_model(dest: str | os.PathLike, *, force: bool = False) -> list
         "vocab.json": v,
     }
     written = write_json_docs(dest, docs, sort_keys={"config.json"})
-    write_safetensors(dest / "model.safetensors", weights(), {"format": "np", "generator": "lmi-builder"})
+    # one metadata entry: several would be written in a random order (files.write_safetensors)
+    write_safetensors(dest / "model.safetensors", weights(), {"format": "np"})
     written.append(dest / "model.safetensors")
     return written

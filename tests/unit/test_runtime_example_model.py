@@ -9,13 +9,15 @@ import sys
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 from builder.diagnostics import BuilderError
+from builder.examples.files import write_safetensors
 from builder.examples.quickstart import weights, write_example_model
 from builder.paths import REPO_DIR
 
 
-def test_safetensors_written_by_hand_read_by_the_real_package(tmp_path):
+def test_weights_round_trip_through_the_safetensors_package(tmp_path):
     from safetensors.numpy import load_file
 
     write_example_model(tmp_path)
@@ -25,6 +27,26 @@ def test_safetensors_written_by_hand_read_by_the_real_package(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     vocab = json.loads((tmp_path / "tokenizer.json").read_text())["model"]["vocab"]
     assert config["vocab_size"] == len(vocab) == loaded["embed.weight"].shape[0]
+
+
+def test_the_same_bytes_from_every_process(tmp_path):
+    # safetensors writes several __metadata__ entries in a per-process random order (#584): fresh
+    # interpreters, not one process twice, are what would tell the committed copy from a rewrite
+    code = "import sys; from builder.examples.quickstart import write_example_model; write_example_model(sys.argv[1])"
+    for i in range(4):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / str(i))], check=True, cwd=REPO_DIR, timeout=60)
+    data = {(tmp_path / str(i) / "model.safetensors").read_bytes() for i in range(4)}
+    assert len(data) == 1
+    with safe_open(str(tmp_path / "0" / "model.safetensors"), "np") as f:
+        assert f.metadata() == {"format": "np"}
+
+
+def test_the_writer_refuses_metadata_it_would_write_in_random_order(tmp_path):
+    write_safetensors(tmp_path / "one.safetensors", {"x": np.zeros(2, np.float32)}, {"format": "np"})
+    with pytest.raises(ValueError, match="one metadata entry at most"):
+        write_safetensors(tmp_path / "two.safetensors", {"x": np.zeros(2, np.float32)},
+                          {"format": "np", "generator": "lmi-builder"})
+    assert not (tmp_path / "two.safetensors").exists()
 
 
 def test_refuses_to_overwrite_without_force(tmp_path):
