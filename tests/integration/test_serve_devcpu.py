@@ -14,7 +14,7 @@ import pytest
 
 from builder import labels as L
 from builder.smoke.container import SERVE_IMAGE
-from tests.integration.test_smoke_support import HANDLERS
+from tests.support.smoke_support import HANDLERS
 
 pytestmark = pytest.mark.docker
 

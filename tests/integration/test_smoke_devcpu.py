@@ -17,7 +17,7 @@ import pytest
 from builder import labels as L
 from builder import ledger
 from builder.smoke import SmokeSettings, smoke_test
-from tests.integration.test_smoke_support import HANDLERS, run_containers
+from tests.support.smoke_support import HANDLERS, run_containers
 
 pytestmark = pytest.mark.docker
 

@@ -120,7 +120,7 @@ def quickstart_handler_path() -> str:
 @pytest.fixture
 def make_image(docker_client, devcpu_runtime):
     """Labelled model images FROM the dev-cpu runtime (a handler + serving.properties), removed after the test."""
-    from tests.integration.test_smoke_support import build_model_image, remove_image
+    from tests.support.smoke_support import build_model_image, remove_image
 
     made: list[str] = []
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from builder import labels as L
 
-HANDLERS = Path(__file__).parent / "handlers"
+HANDLERS = Path(__file__).resolve().parents[1] / "integration" / "handlers"  # the test handlers
 TEST_LABEL = "dev.lmi-builder.test"
 
 
