@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from builder.artifacts.cache import ArtifactCache
+from builder.artifacts.manifests import cached_artifacts, commit_artifacts
 from builder.artifacts.models import FileEntry, ModelArtifacts
 from builder.artifacts.selection import select
 from builder.console import step, warn
@@ -42,8 +43,6 @@ def _client():
 def fetch_s3(cache: ArtifactCache, uri: str, trust: bool, *, client=None) -> ModelArtifacts:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from builder.artifacts.sources import _commit, _complete_manifest
-
     bucket, prefix = _split(uri)
     source = f"s3://{bucket}/{prefix}"
     s3 = client or _client()
@@ -59,7 +58,7 @@ def fetch_s3(cache: ArtifactCache, uri: str, trust: bool, *, client=None) -> Mod
         warn(f"{source}: {w}")
     etags = {n: listing[n][1] for n in chosen}
     key = f"{source}#" + hashlib.sha256(repr(sorted(etags.items())).encode()).hexdigest()[:16]
-    hit = _complete_manifest(cache, key)  # same names and ETags as last time: nothing to download
+    hit = cached_artifacts(cache, key)  # same names and ETags as last time: nothing to download
     if hit:
         return hit
     with cache.locked():
@@ -70,7 +69,7 @@ def fetch_s3(cache: ArtifactCache, uri: str, trust: bool, *, client=None) -> Mod
         except (ClientError, BotoCoreError) as exc:
             raise BuilderError(f"{source}: download failed: {exc}", stage=STAGE,
                                hint="run again: partial downloads are resumed") from None
-        return _commit(cache, key, source, "s3", None, files, etags)
+        return commit_artifacts(cache, key, source, "s3", None, files, etags)
 
 
 def _list(s3, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:

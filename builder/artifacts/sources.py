@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
-from builder.artifacts.cache import ArtifactCache, Manifest
+from builder.artifacts.cache import ArtifactCache
+from builder.artifacts.manifests import cached_artifacts, commit_artifacts
 from builder.artifacts.models import FileEntry, ModelArtifacts, content_digest
+from builder.artifacts.s3 import fetch_s3
 from builder.artifacts.selection import patterns, select
 from builder.console import info, step, warn
 from builder.diagnostics import BuilderError
@@ -35,8 +36,6 @@ def fetch_model(recipe: Recipe, base_dir: Path, *, cache_dir: Path | None = None
         if src.path is not None:
             result = _fetch_local(cache, Path(base_dir), src.path, trust)
         elif src.s3 is not None:
-            from builder.artifacts.s3 import fetch_s3
-
             result = fetch_s3(cache, src.s3, trust)
         else:
             assert src.id is not None
@@ -102,7 +101,7 @@ def _token() -> str | bool:
 def _fetch_hub(cache: ArtifactCache, repo_id: str, revision: str | None, trust: bool) -> ModelArtifacts:
     rev = revision or "main"
     if FULL_SHA.match(rev):  # pinned: a complete manifest answers without touching the Hub
-        hit = _complete_manifest(cache, f"hub:{repo_id}@{rev}")
+        hit = cached_artifacts(cache, f"hub:{repo_id}@{rev}")
         if hit:
             return hit
     with cache.locked():
@@ -111,7 +110,7 @@ def _fetch_hub(cache: ArtifactCache, repo_id: str, revision: str | None, trust: 
         if revision and not FULL_SHA.match(revision):
             info(f"model.revision {revision!r} of {repo_id} resolved to {sha} (pin it in the recipe)")
         key = f"hub:{repo_id}@{sha}"
-        hit = _complete_manifest(cache, key, remote=False)  # downloaded already: not again from the remote
+        hit = cached_artifacts(cache, key, remote=False)  # downloaded already: not again from the remote
         if hit:
             return hit
         available = local_files_any(snapshot)
@@ -123,7 +122,7 @@ def _fetch_hub(cache: ArtifactCache, repo_id: str, revision: str | None, trust: 
             real = available[n]
             files.append(FileEntry(name=n, size=real.stat().st_size, sha256=cache.memo.digest(real)))
             cache.put_blob(real, files[-1].sha256)
-        return _commit(cache, key, f"hub:{repo_id}", "hub", sha, files, {})
+        return commit_artifacts(cache, key, f"hub:{repo_id}", "hub", sha, files, {})
 
 
 def local_files_any(root: Path) -> dict[str, Path]:
@@ -169,25 +168,3 @@ def _hub_download(repo_id: str, rev: str, trust: bool) -> Path:
     except OSError as exc:
         raise BuilderError(f"{repo_id}@{rev}: download failed: {exc}", stage=STAGE) from None
     return path
-
-
-# ------------------------------------------------------------------------- shared
-def _complete_manifest(cache: ArtifactCache, key: str, *, remote: bool = True) -> ModelArtifacts | None:
-    m = cache.manifest(key, remote=remote)
-    if m is None or not all(cache.has_blob(f) for f in m.files):
-        return None
-    with cache.locked():
-        folder = cache.snapshot(m.digest, m.files, {f.name: cache.blob(f.sha256) for f in m.files})
-    return ModelArtifacts(dir=folder, files=m.files, digest=m.digest, source=m.source,
-                          source_kind=m.source_kind, revision=m.revision, cached=True,  # type: ignore[arg-type]
-                          origin=m.origin)
-
-
-def _commit(cache: ArtifactCache, key: str, source: str, kind: str, revision: str | None,
-            files: list[FileEntry], etags: dict[str, str]) -> ModelArtifacts:
-    digest = content_digest(files)
-    cache.write_manifest(Manifest(key=key, source=source, source_kind=kind, revision=revision, files=files,
-                                  digest=digest, created=time.time(), etags=etags))
-    folder = cache.snapshot(digest, files, {f.name: cache.blob(f.sha256) for f in files})
-    return ModelArtifacts(dir=folder, files=files, digest=digest, source=source, source_kind=kind,  # type: ignore[arg-type]
-                          revision=revision, cached=False, origin="built")
