@@ -169,6 +169,9 @@ def partition_of(region: str) -> str:
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
+    """The numeric dot-separated parts, for ordering: "0.33.0" -> (0, 33, 0), "8.6" -> (8, 6); a part that is
+    not all digits is skipped ("0.33.0-lmi15" -> (0, 33)). The one parser of DJL versions,
+    release numbers and compute capabilities."""
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 

@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from builder.catalog import version_tuple  # the catalog's one version parser (it loads this module lazily)
+
 if TYPE_CHECKING:
     from builder.catalog import Release
 
 HERE = Path(__file__).parent
-
-
-def _tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
 class _Data(BaseModel):
@@ -66,21 +64,21 @@ class FamilyFacts(_Data):
         versions = [value] if isinstance(value, str) else list(value.values()) if isinstance(value, dict) else []
         flat = [v for x in versions for v in (x if isinstance(x, dict) else [x])]
         for v in flat:
-            if isinstance(v, str) and not _tuple(v):
+            if isinstance(v, str) and not version_tuple(v):
                 raise ValueError(f"{v!r} is not a DJL version")
         return value
 
     def removed_at(self, rolling_batch: str, djl_version: str) -> str | None:
         """The DJL version that removed ``rolling_batch`` if ``djl_version`` is at or after it, else None."""
         gone = self.removed_backends.get(rolling_batch)
-        return gone if gone is not None and _tuple(djl_version) >= _tuple(gone) else None
+        return gone if gone is not None and version_tuple(djl_version) >= version_tuple(gone) else None
 
     def engine_for(self, rolling_batch: str) -> str | None:
         return self.required_engine.get(rolling_batch, self.required_engine.get("*"))
 
     def keys_added(self, backend: str, djl_version: str) -> set[str]:
-        v = _tuple(djl_version)
-        return {k for since, keys in self.keys_since.get(backend, {}).items() if v >= _tuple(since) for k in keys}
+        v = version_tuple(djl_version)
+        return {k for since, keys in self.keys_since.get(backend, {}).items() if v >= version_tuple(since) for k in keys}
 
 
 def branch_key(branch: str) -> tuple[int, ...]:
@@ -136,7 +134,7 @@ class Facts(_Data):
 
 def since(djl_version: str, threshold: str | None) -> bool:
     """Whether a DJL version is at or after a threshold from the facts (None: never)."""
-    return threshold is not None and _tuple(djl_version) >= _tuple(threshold)
+    return threshold is not None and version_tuple(djl_version) >= version_tuple(threshold)
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from builder.catalog import version_tuple
 from builder.lmi.keys import backends_for
 from builder.lmi.rules.base import Ctx, as_bool, as_int, check, rule
 
@@ -147,7 +148,7 @@ def check_dtype(ctx: Ctx) -> None:
         return
     inst = ctx.instance
     if value in BF16 and inst.kind == "gpu" and inst.compute_capability and \
-            tuple(int(x) for x in inst.compute_capability.split(".")) < (8, 0):
+            version_tuple(inst.compute_capability) < (8, 0):
         ctx.error(path, DTYPE_BF16, f"bf16 needs compute capability >= 8.0; {inst.name} has {inst.accelerator} "
                   f"(sm_{inst.compute_capability.replace('.', '')}); use fp16, or a g5/g6/p4d/p5 instance")
 
