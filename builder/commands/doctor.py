@@ -24,14 +24,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def _docker() -> tuple[bool, str]:
-    try:
-        import docker
+    from builder.engine import engine_version
 
-        client = docker.from_env(timeout=5)
-        version = client.version().get("Version", "?")
-        return True, f"engine {version}"
-    except Exception as exc:  # any failure: no engine reachable
-        return False, f"no engine ({exc.__class__.__name__}); start dockerd or set DOCKER_HOST"
+    version, why = engine_version(timeout=5)
+    if version is None:
+        return False, f"no engine ({why}); start dockerd or set DOCKER_HOST"
+    return True, f"engine {version}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,16 +58,16 @@ def _data_text(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from builder import console
+    from builder.engine import docker_client
     from builder.smoke.cli_args import check_port, parse_env, resolve_image
     from builder.smoke.container import interruptible
     from builder.smoke.image_info import inspect_image
-    from builder.smoke.run import docker_client
     from builder.smoke.serving import find_running, make_server, parse_data, pick_port, send, wait_until_ready
 
     check_port(args.port)
     data = parse_data(_data_text(args.data))
     env = parse_env(args.env)
-    client = docker_client()
+    client = docker_client("smoke")
     info = inspect_image(client, resolve_image(args.image))
     from builder.multi.smoke import predict_path
 

@@ -58,11 +58,11 @@ def run(args: argparse.Namespace) -> int:
         _emit(image.model_dump(mode="json"))
         return 0
     if args.action == "build":
+        from builder.engine import docker_client
         from builder.runtime.devcpu import ensure_devcpu_runtime
-        from builder.runtime.engine import docker_client
         from builder.runtime.rootfs import ensure_rootfs_image
 
-        client = docker_client()
+        client = docker_client("runtime")
         if args.rebuild_rootfs:
             ensure_rootfs_image(client, cache_dir=args.cache_dir, rebuild=True, runtime_base=args.runtime_base)
         image = ensure_devcpu_runtime(args.cache_dir, rebuild=args.rebuild or args.rebuild_rootfs,
@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
         _emit(image.model_dump(mode="json"))
         return 0
     from builder import labels as L
-    from builder.runtime.engine import docker_client
+    from builder.engine import docker_client
 
-    client = docker_client()
+    client = docker_client("runtime")
     rows = []
     for img in client.api.images(filters={"label": [f"{L.MANAGED}=true"]}):
         labels = img.get("Labels") or {}

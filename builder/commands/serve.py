@@ -25,15 +25,15 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from builder import console
+    from builder.engine import docker_client
     from builder.smoke.cli_args import check_port, parse_env, resolve_image
     from builder.smoke.container import interruptible
     from builder.smoke.image_info import inspect_image
-    from builder.smoke.run import docker_client
     from builder.smoke.serving import make_server, pick_port
 
     check_port(args.port)
     env = parse_env(args.env)
-    client = docker_client()
+    client = docker_client("smoke")
     info = inspect_image(client, resolve_image(args.image))
     port = pick_port(args.port)
     box = make_server(client, info, accelerators=args.accelerators, port=port, env=env)

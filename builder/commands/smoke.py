@@ -39,16 +39,17 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from builder import console
     from builder.diagnostics import UsageError
+    from builder.engine import docker_client
     from builder.smoke.cli_args import check_port, parse_env, resolve_image
     from builder.smoke.models import SmokeSettings
-    from builder.smoke.run import docker_client, smoke_test
+    from builder.smoke.run import smoke_test
 
     if args.sweep:
         from builder.smoke.container import sweep
 
         if args.image:
             raise UsageError("--sweep takes no IMAGE")
-        removed = sweep(docker_client(), force=args.force)
+        removed = sweep(docker_client("smoke"), force=args.force)
         console.info(f"removed {len(removed)} leftover smoke container(s)"
                      + (": " + ", ".join(c[:12] for c in removed) if removed else ""))
         return 0
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if multi is not None:
         return multi
     result = smoke_test(image, mode=args.smoke, accelerators=args.accelerators, log_dir=args.log_dir,
-                        docker_client=docker_client(), port=args.port, overrides=overrides)
+                        docker_client=docker_client("smoke"), port=args.port, overrides=overrides)
     if args.report:
         from builder.atomic import write_report
 

@@ -67,7 +67,7 @@ def _pull(client, ref: str) -> None:
     repo, _, digest = ref.partition("@")
     repo, tag = _split_tag(repo) if not digest else (repo, None)
     console.info(f"pulling base image {ref}")
-    from builder.pull import pull
+    from builder.engine import pull
 
     try:
         pull(client, repo, digest or tag or "latest", what=f"base image {ref}", stage=STAGE,

@@ -35,7 +35,7 @@ class MultiImage(BaseModel):
 
 
 class MultiImageInputs(BaseModel):
-    """What a multi-model image is made of, as ``builder.image.identity.ImageInputs`` is for one model:
+    """What a multi-model image is made of, as ``builder.assembly.identity.ImageInputs`` is for one model:
     its sha256 is the ``dev.lmi-builder.inputs.digest`` label (``sha256:<hex>``, the local tag's 12 hex
     and the default publish tag's, ``builder.publish.tags.default_tag``), and its JSON the
     ``dev.lmi-builder.inputs`` label, which ``builder.publish.publisher.image_digest`` requires of a
@@ -89,10 +89,10 @@ def labels_for(plans: list[ModelPlan], recipe, *, base_ref: str, base_digest: st
 
 def bake_multi(plans: list[ModelPlan], recipe, *, base_image: str, cache_dir: Path | None = None,
                allow_unpinned: bool = False, no_cache: bool = False, client=None) -> MultiImage:
-    from builder.image import _docker
-    from builder.image.bake import _chunked, _context, _image_id, _tag
+    from builder.engine import build, image_id
+    from builder.image.bake import build_context, chunked, tag_image
     from builder.image.base import resolve_base
-    from builder.image.layers import FILE_MODE, Layer, LayerEntry, write_blob
+    from builder.assembly.layers import FILE_MODE, Layer, LayerEntry, write_blob
     from builder.image.render import render_artifacts
     from builder.paths import cache_dir as _cache_dir
 
@@ -118,11 +118,11 @@ def bake_multi(plans: list[ModelPlan], recipe, *, base_image: str, cache_dir: Pa
     inputs = identity.digest()
     tag = f"{recipe.name}:{inputs[7:19]}"
     labels = labels_for(plans, recipe, base_ref=base.ref, base_digest=base.digest, inputs=identity)
-    existing = None if no_cache else _image_id(client, tag)
+    existing = None if no_cache else image_id(client, tag)
     if existing is not None and (client.api.inspect_image(existing)["Config"].get("Labels") or {}) \
             .get(L.INPUTS_DIGEST) == inputs:
         console.info(f"  {tag} already names an image of these inputs ({existing[:19]}): reused, nothing built")
-        _tag(client, existing, tag, force=True)
+        tag_image(client, existing, tag, force=True)
         return MultiImage(image_id=existing, tags=[tag], base_ref=base.ref, base_digest=base.digest,
                           models=[p.name for p in plans], inputs_digest=inputs, reused=True)
     dockerfile = render_artifacts(from_ref=base.from_ref, layer_dirs=[f"layers/{x.name}" for x in layers],
@@ -134,15 +134,15 @@ def bake_multi(plans: list[ModelPlan], recipe, *, base_image: str, cache_dir: Pa
         import re
 
         dockerfile = re.sub(r"^(FROM [^\n]*\n)", lambda m: m.group(1) + env_lines, dockerfile, count=1, flags=re.M)
-    chunks, total, _ = _context(dockerfile, layers)
+    chunks, total, _ = build_context(dockerfile, layers)
     console.info(f"  building {tag}: {len(plans)} model(s) under /{MODEL_STORE}/ "
                  f"({sum(x.size for x in layers) / 2**20:.1f} MiB)")
-    out = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=None, nocache=no_cache,
-                        what="multi-model image", show_progress=False)
+    out = build(client, chunked(chunks), what="the multi-model image", stage=STAGE, total=total,
+                nocache=no_cache, echo_steps=True)
     if existing is not None:
         raise BuilderError(f"tag {tag} already names image {existing[:19]} of other inputs; refusing to move it",
                            stage=STAGE, hint=f"docker rmi {tag}, then build again")
-    _tag(client, out.image_id, tag)
+    tag_image(client, out.image_id, tag)
     console.info(f"  image {out.image_id[:19]} tagged {tag}; {out.bytes_sent / 1024:.1f} KiB sent to the engine")
     return MultiImage(image_id=out.image_id, tags=[tag], base_ref=base.ref, base_digest=base.digest,
                       models=[p.name for p in plans], inputs_digest=inputs, bytes_sent=out.bytes_sent,

@@ -72,9 +72,9 @@ def smoke_multi(image: str, names: list[str], *, accelerators: str = "auto", cli
     from builder.smoke.serving import make_server, pick_port, wait_until_ready
 
     if client is None:
-        from builder.smoke.run import docker_client
+        from builder.engine import docker_client
 
-        client = docker_client()
+        client = docker_client("smoke")
     info = inspect_image(client, image)
     settings = info.settings
     if accelerators == "auto" and info.target_kind == "cpu":
@@ -153,10 +153,10 @@ def _label() -> str:
 def multi_smoke_command(image: str, args) -> int | None:
     """``lmi-build smoke IMAGE`` on a multi-model image: the multi-model smoke (None: not one, run the
     single-model smoke as before)."""
+    from builder.engine import docker_client
     from builder.smoke.image_info import inspect_image
-    from builder.smoke.run import docker_client
 
-    client = docker_client()
+    client = docker_client("smoke")
     names = models_of(inspect_image(client, image))
     if not names:
         return None

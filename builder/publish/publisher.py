@@ -8,13 +8,12 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from builder import console, labels
+from builder import console, engine, labels
 from builder.diagnostics import BuilderError
 from builder.publish import credentials, gate, tags
 from builder.publish.ecr import EcrControl, registry_host
 from builder.publish.hints import deploy_hints
 from builder.publish.models import PublishOptions, PublishResult, PublishTarget, TargetResult, split_registry
-from builder.publish.push import push_tag, pushed_name
 from builder.publish.registry_api import RegistryClient
 
 OCI_REVISION = "org.opencontainers.image.revision"
@@ -28,12 +27,6 @@ class LocalImage:
     env: list[str]
     repo_digests: list[str]
     obj: object
-
-
-def docker_client():
-    from builder.engine import docker_client as _client
-
-    return _client("publish")
 
 
 def load_image(client, ref: str) -> LocalImage:
@@ -82,7 +75,7 @@ def publish_image(image_ref: str, targets: list[PublishTarget], options: Publish
     if not targets:
         raise BuilderError("no publish target", stage="publish",
                            hint="give --registry HOST[:PORT]/REPO or --ecr-account/--ecr-region/--ecr-repository")
-    client = docker_client()
+    client = engine.docker_client("publish")
     img = load_image(client, image_ref)
     smoke, gate_skipped = gate.check(img.id, img.labels, skip_smoke=options.skip_smoke,
                                      allow_dev_runtime=options.allow_dev_runtime, cache_dir=options.cache_dir)
@@ -173,8 +166,8 @@ def _publish_one(client, img: LocalImage, target: PublishTarget, tag_list: list[
             ecr.retag(repo_path, digest, tag)  # no bytes move for extra ECR tags
             pushed.append(tag)
             continue
-        with pushed_name(client, img.id, full_repo, tag):  # no local registry name is left afterwards
-            outcome = push_tag(client, full_repo, tag, auth, attempts=options.push_attempts,
+        with engine.pushed_name(client, img.id, full_repo, tag):  # no local registry name is left afterwards
+            outcome = engine.push_tag(client, full_repo, tag, auth, attempts=options.push_attempts,
                                backoff_s=options.retry_backoff_s, size_bytes=_image_size(img))
             attempts += outcome.attempts
             engine_retries += outcome.engine_retries

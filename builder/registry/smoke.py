@@ -31,7 +31,7 @@ def pull_for_smoke(pinned: str, *, credentials: object | None = None, docker: An
         auth = {"username": credentials.username,  # type: ignore[attr-defined]
                 "password": credentials.password.get_secret_value()}  # type: ignore[attr-defined]
     console.step(f"pull {pinned} into the local engine (smoke test only)")
-    from builder.pull import pull
+    from builder.engine import pull
 
     pull(docker, ref.name, ref.digest, what=pinned, stage=STAGE, auth_config=auth)
     image = docker.images.get(pinned)
@@ -44,7 +44,10 @@ def remove_pulled(pinned: str, *, docker: Any = None) -> None:
     """Remove the ``repo@digest`` reference the pull created (and the image if nothing else uses it)."""
     import docker as docker_sdk
 
-    docker = docker or docker_sdk.from_env()
+    if docker is None:
+        from builder.engine import docker_client
+
+        docker = docker_client(STAGE)
     try:
         docker.images.remove(pinned)
     except docker_sdk.errors.APIError:

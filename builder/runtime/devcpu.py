@@ -16,11 +16,12 @@ from pathlib import Path
 import jinja2
 from pydantic import BaseModel
 
+from builder import engine
 from builder import labels as L
 from builder.console import info, step
 from builder.diagnostics import BuilderError
 from builder.paths import images_dir
-from builder.runtime import engine, maven
+from builder.runtime import maven
 from builder.runtime.rootfs import ensure_rootfs_image
 
 STAGE = "runtime"
@@ -87,7 +88,7 @@ def ensure_devcpu_runtime(cache_dir: str | os.PathLike | None = None, *, rebuild
     Makes what it needs on the way: the rootfs image (``ensure_rootfs_image``) and the djl_python
     jar (``maven.fetch_jar``), each cached on its own. ``rebuild`` rebuilds only this image.
     """
-    client = client or engine.docker_client()
+    client = client or engine.docker_client(STAGE)
     rootfs = ensure_rootfs_image(client, cache_dir=cache_dir, runtime_base=runtime_base)
     jar = maven.cached_jar(maven.coordinate(djl_python_version), cache_dir) or \
         maven.fetch_jar(maven.coordinate(djl_python_version), cache_dir)
@@ -121,4 +122,5 @@ def build_runtime_image(client, ref: str, rootfs_ref: str, jar: maven.MavenJar, 
                     L.DJL_PYTHON_VERSION: djl_python_version, L.INPUTS_DIGEST: digest,
                     L.LMI_FAMILY: "dev-cpu", f"{L.NS}.rootfs.ref": rootfs_ref,
                     f"{L.NS}.djl-python.jar-sha256": jar.sha256, **(extra_labels or {})}
-    return engine.build(client, engine.tar_context(files), ref, labels=image_labels, nocache=nocache)
+    return engine.build(client, engine.tar_context(files), what=ref, stage=STAGE, tag=ref, labels=image_labels,
+                        nocache=nocache, network_mode=None).image_id

@@ -30,12 +30,13 @@ from pathlib import Path
 import jinja2
 from pydantic import BaseModel
 
+from builder import engine
 from builder import labels as L
 from builder.console import info, step
 from builder.diagnostics import BuilderError
 from builder.paths import cache_dir as _cache_dir
 from builder.paths import images_dir
-from builder.runtime import devcpu, engine, maven, rootfs
+from builder.runtime import devcpu, maven, rootfs
 
 STAGE = "runtime"
 VARIANT = "hf"
@@ -152,7 +153,7 @@ def unpack_wheel(wheel: Path, site_packages: Path) -> None:
 def ensure_hf_rootfs(client=None, *, cache_dir: str | os.PathLike | None = None, rebuild: bool = False,
                      mirror: str = rootfs.MIRROR) -> HfRootfs:
     """The trixie + torch + transformers rootfs image, made when its tag is missing (or ``rebuild``)."""
-    client = client or engine.docker_client()
+    client = client or engine.docker_client(STAGE)
     digest = rootfs_inputs_digest(mirror)
     ref = f"{ROOTFS_REPOSITORY}:{digest[:12]}"
     image_labels = {L.MANAGED: "true", L.ROLE: "rootfs", L.INPUTS_DIGEST: digest,
@@ -209,7 +210,7 @@ def ensure_hf_runtime(cache_dir: str | os.PathLike | None = None, *, rebuild: bo
                       rebuild_rootfs: bool = False, client=None,
                       djl_python_version: str = maven.DJL_PYTHON_VERSION) -> devcpu.RuntimeImage:
     """The dev-cpu ``hf`` runtime image, built only when its inputs changed (or ``rebuild``)."""
-    client = client or engine.docker_client()
+    client = client or engine.docker_client(STAGE)
     base = ensure_hf_rootfs(client, cache_dir=cache_dir, rebuild=rebuild_rootfs)
     jar = maven.cached_jar(maven.coordinate(djl_python_version), cache_dir) or \
         maven.fetch_jar(maven.coordinate(djl_python_version), cache_dir)

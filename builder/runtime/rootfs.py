@@ -23,11 +23,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from builder import engine
 from builder import labels as L
 from builder.console import info, step
 from builder.diagnostics import BuilderError
 from builder.paths import cache_dir as _cache_dir
-from builder.runtime import engine
 
 STAGE = "runtime"
 REPOSITORY = "lmi-build/bookworm-rootfs"
@@ -72,7 +72,7 @@ def ensure_rootfs_image(client=None, *, cache_dir: str | os.PathLike | None = No
     if runtime_base is not None and "@sha256:" not in runtime_base:
         raise BuilderError(f"--runtime-base {runtime_base!r} is not pinned by digest", stage=STAGE,
                            hint="use debian:bookworm-slim@sha256:<digest> so the base cannot move")
-    client = client or engine.docker_client()
+    client = client or engine.docker_client(STAGE)
     digest = inputs_digest(runtime_base=runtime_base, mirror=mirror)
     ref = rootfs_ref(digest)
     image_labels = {L.MANAGED: "true", L.ROLE: "rootfs", L.INPUTS_DIGEST: digest,
@@ -140,14 +140,13 @@ def _import(client, root: Path, ref: str, image_labels: dict[str, str]) -> str:
     if rc != 0:
         raise BuilderError(f"tar of the rootfs failed (exit {rc}): {b''.join(err).decode(errors='replace')}",
                            stage=STAGE)
-    for line in str(answer).splitlines():
+    for line in str(answer).splitlines():  # the SDK hands the whole answer back as text, one event a line
         try:
             event = json.loads(line)
         except ValueError:
             continue
-        if isinstance(event, dict) and ("error" in event or "errorDetail" in event):
-            raise BuilderError(f"docker import failed: {event.get('error') or event.get('errorDetail')}",
-                               stage=STAGE)
+        if isinstance(event, dict):
+            engine.check_event(event, "docker import", stage=STAGE)
     ident = engine.image_id(client, ref)
     if ident is None:
         raise BuilderError(f"docker import did not produce {ref}: {answer}", stage=STAGE)
@@ -174,4 +173,5 @@ def _build_from_base(client, base: str, ref: str, image_labels: dict[str, str]) 
         'CMD ["/bin/bash"]\n'
     )
     context = engine.tar_context({"Dockerfile": dockerfile.encode()})
-    return engine.build(client, context, ref, labels=image_labels, network_mode="host")
+    return engine.build(client, context, what=ref, stage=STAGE, tag=ref, labels=image_labels,
+                        network_mode="host").image_id

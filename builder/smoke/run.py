@@ -26,12 +26,6 @@ STAGE = "smoke"
 LOG_TAIL = 100
 
 
-def docker_client():
-    from builder.engine import docker_client as _client
-
-    return _client(STAGE)
-
-
 def smoke_test(image: str, *, mode: SmokeMode = "auto", accelerators: AcceleratorsMode = "auto",
                log_dir: Path | None = None, docker_client=None, port: int | None = None,
                overrides: SmokeSettings | None = None, cache_dir: str | Path | None = None,
@@ -65,7 +59,9 @@ def smoke_test(image: str, *, mode: SmokeMode = "auto", accelerators: Accelerato
 
 
 def _default_client():
-    return docker_client()
+    from builder.engine import docker_client
+
+    return docker_client(STAGE)
 
 
 def _run(client, info: ImageInfo, settings: SmokeSettings, result: SmokeResult, *, accelerators: str,

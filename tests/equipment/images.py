@@ -22,7 +22,7 @@ CMD ["serve"]
 
 def build_standin(client, base: str, *, trtllm: str, neuronxcc: str = "2.14.227.0") -> str:
     """Build (or reuse) the stand-in image; returns its image id (``sha256:...``)."""
-    from builder.runtime.engine import build, tar_context
+    from builder.engine import build, tar_context
 
     files = {"Dockerfile": DOCKERFILE.format(base=base, trtllm=trtllm, neuronxcc=neuronxcc).encode(),
              "dockerd-entrypoint.sh": (HERE / "dockerd-entrypoint.sh").read_bytes()}
@@ -30,5 +30,5 @@ def build_standin(client, base: str, *, trtllm: str, neuronxcc: str = "2.14.227.
         for f in sorted((HERE / sub).rglob("*.py")):
             files[f"{sub}/{f.relative_to(HERE / sub).as_posix()}"] = f.read_bytes()
     tag = f"{REPOSITORY}:trtllm{trtllm}-neuronxcc{neuronxcc}"
-    return build(client, tar_context(files), tag,
-                 labels={L.MANAGED: "true", L.ROLE: "test-equipment", f"{L.NS}.test": "compile-standin"})
+    return build(client, tar_context(files), what=tag, stage="test", tag=tag, network_mode=None,
+                 labels={L.MANAGED: "true", L.ROLE: "test-equipment", f"{L.NS}.test": "compile-standin"}).image_id

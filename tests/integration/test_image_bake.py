@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from builder import engine
 from builder import labels as L
 from builder.diagnostics import BuilderError
-from builder.image import BakeOptions, _docker, bake_image
+from builder.image import BakeOptions, bake_image
 from builder.image.base import resolve_base
 from builder.image.layers import iter_entries_tar
 from builder.lmi.properties import dumps, loads
@@ -202,9 +203,8 @@ def test_in_band_build_errors_raise(docker_client, base_id):
     dockerfile = f"FROM {base_id}\nRUN exit 3\n".encode()
     chunks = [b"".join(iter_entries_tar([], end=False)), _tar_file("Dockerfile", dockerfile)]
     with pytest.raises(BuilderError, match="returned a non-zero code: 3"):
-        _docker.build(docker_client, iter(chunks), total=len(dockerfile), tag=None,
-                      labels={L.MANAGED: "true", L.ROLE: "smoke"}, nocache=True, what="test image",
-                      show_progress=False)
+        engine.build(docker_client, iter(chunks), total=len(dockerfile), what="the test image", stage="bake",
+                     labels={L.MANAGED: "true", L.ROLE: "smoke"}, nocache=True)
 
 
 def _tar_file(name: str, data: bytes) -> bytes:

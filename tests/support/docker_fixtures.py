@@ -105,7 +105,7 @@ def run_container(docker_client) -> Iterator[Callable]:
         return container
 
     yield _run
-    from builder.runtime.engine import wait_removed
+    from builder.engine import wait_removed
 
     for c in started:
         wait_removed(docker_client, c.id)

@@ -17,7 +17,7 @@ TEST_LABEL = "dev.lmi-builder.test"
 def build_model_image(client, runtime_ref: str, handler: Path, *, smoke: dict | None = None,
                       target_kind: str = "cpu", props: str = "option.model_loading_timeout=60\n",
                       example_model: bool = False, run_id: str = "") -> str:
-    from builder.runtime import engine
+    from builder import engine
 
     files: dict[str, bytes] = {"model/model.py": handler.read_bytes(), "model/serving.properties": props.encode()}
     if example_model:
@@ -36,7 +36,8 @@ def build_model_image(client, runtime_ref: str, handler: Path, *, smoke: dict | 
               L.DEV_RUNTIME: "true", L.RECIPE_JSON: json.dumps(recipe),
               L.SMOKE: json.dumps({"prompt": "the quick brown fox", "max_new_tokens": 8,
                                    "readiness_timeout_s": 60, "request_timeout_s": 30, **(smoke or {})})}
-    engine.build(client, engine.tar_context(files), tag, labels=labels)
+    engine.build(client, engine.tar_context(files), what=tag, stage="test", tag=tag, labels=labels,
+                 network_mode=None)
     return tag
 
 

@@ -414,12 +414,12 @@ def test_predict_timeout_must_be_positive(value: str, capsys: pytest.CaptureFixt
 @pytest.mark.parametrize("kind", SPECIAL)
 def test_predict_data_from_a_special_file(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import builder.smoke.run as smoke_run
+    import builder.engine
 
-    def no_engine() -> None:  # the body is read before any engine is asked
+    def no_engine(stage: str, **_: object) -> None:  # the body is read before any engine is asked
         raise AssertionError("docker was contacted before --data was read")
 
-    monkeypatch.setattr(smoke_run, "docker_client", no_engine)
+    monkeypatch.setattr(builder.engine, "docker_client", no_engine)
     path = special_files(tmp_path)[kind]
     err = usage_error(["predict", "img", "--data", f"@{path}"], capsys)
     assert "--data @" in err

@@ -324,7 +324,7 @@ class _StalledEngine:
 
 
 def test_a_docker_push_that_stalls_fails_at_the_deadline(monkeypatch):
-    from builder.publish import push
+    from builder.engine import pushing as push
 
     monkeypatch.setenv(deadlines.DEADLINE_ENV, str(FLOOR))
     release = threading.Event()
@@ -339,7 +339,7 @@ def test_a_docker_push_that_stalls_fails_at_the_deadline(monkeypatch):
 
 
 def test_a_push_that_keeps_sending_progress_still_ends_at_the_deadline(monkeypatch):
-    from builder.publish import push
+    from builder.engine import pushing as push
 
     class Chatty(_StalledEngine):
         def push(self, *args, **kwargs):
@@ -362,7 +362,7 @@ def test_a_push_that_keeps_sending_progress_still_ends_at_the_deadline(monkeypat
 def test_the_push_deadline_shuts_the_engine_connection():
     """At the deadline the connection to the engine is shut (the SDK's generator keeps the response
     in its frame): the reader thread ends instead of waiting for the SDK's per-read timeout."""
-    from builder.publish import push
+    from builder.engine import pushing as push
 
     ours, engine_side = socket.socketpair()
     engine_side.settimeout(10)
@@ -396,7 +396,7 @@ def test_the_push_deadline_shuts_the_engine_connection():
 
 
 def test_push_deadline_scales_with_the_image():
-    from builder.publish.push import push_deadline
+    from builder.engine import push_deadline
 
     d = push_deadline(10 * 10**9, deadlines.NetBudget(floor_s=120, rate_bps=5e6))
     assert d.seconds == 2120 and "10.0 GB" in str(d) and deadlines.RATE_ENV in str(d)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.publish.push import PushError, classify, push_tag
+from builder.engine import PushError, classify, push_tag
 
 D = "sha256:" + "c" * 64
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from builder.diagnostics import BuilderError
-from builder.pull import pull
+from builder.engine import pull
 from builder.registry.deadlines import NetBudget
 
 

@@ -11,12 +11,11 @@ each event. A stream that goes silent for the floor is cut too. Errors arrive in
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Callable
 
 from builder.diagnostics import BuilderError
+from builder.engine.events import EventReader, Silent, check_event
 from builder.registry.deadlines import NetBudget
 
 
@@ -26,45 +25,27 @@ def pull(client, repository: str, tag: str, *, what: str, stage: str, auth_confi
     """Pull ``repository:tag`` (tag may be ``sha256:...``); raises BuilderError naming ``what``."""
     b = budget or NetBudget.from_env()
     kwargs = {"auth_config": auth_config} if auth_config is not None else {}
-    stream = client.api.pull(repository, tag=tag, stream=True, decode=True, **kwargs)
-    events: queue.Queue = queue.Queue()
-
-    def pump() -> None:
-        try:
-            for ev in stream:
-                events.put(("event", ev))
-            events.put(("end", None))
-        except BaseException as exc:  # raised again in the caller's thread
-            events.put(("error", exc))
-
-    threading.Thread(target=pump, name="docker-pull-events", daemon=True).start()
+    reader = EventReader(client, client.api.pull(repository, tag=tag, stream=True, decode=True, **kwargs),
+                         "docker-pull-events")
     start = clock()
     totals: dict[str, int] = {}
     while True:
         known = sum(totals.values())
         left = b.seconds(known) - (clock() - start)
-        wait = min(left, b.floor_s)  # silence for the floor is a stall, whatever is left overall
         try:
-            kind, item = events.get(timeout=max(wait, 0.001))
-        except queue.Empty:
-            _cut(client, stream)
+            item = reader.next(min(left, b.floor_s))  # silence for the floor is a stall, whatever is left
+        except Silent:
+            reader.cut()
             limit = b.describe(known) if left <= b.floor_s else f"{b.floor_s:g} s without an event"
             raise BuilderError(f"pulling {what} did not finish within {limit}; stopped waiting for the engine",
                                stage=stage, hint=NetBudget.hint()) from None
-        if kind == "end":
+        except BuilderError:
+            raise
+        except Exception as exc:  # the SDK's connection errors, raised by the reader thread
+            raise BuilderError(f"pulling {what} failed: {exc}", stage=stage, hint=hint) from None
+        if item is None:
             return
-        if kind == "error":
-            raise BuilderError(f"pulling {what} failed: {item}", stage=stage, hint=hint) from None
-        if "error" in item or "errorDetail" in item:
-            detail = (item.get("errorDetail") or {}).get("message") or item.get("error")
-            raise BuilderError(f"pulling {what} failed: {detail}", stage=stage, hint=hint)
+        check_event(item, f"pulling {what}", stage=stage, hint=hint)
         total = (item.get("progressDetail") or {}).get("total")
         if item.get("id") and isinstance(total, int) and total > 0:
             totals[item["id"]] = max(totals.get(item["id"], 0), total)
-
-
-def _cut(client, stream) -> None:
-    """Shut the engine connection down so the reader thread ends (the push's cut, builder.publish.push)."""
-    from builder.publish.push import _cut as cut
-
-    cut(client, stream)

@@ -1,0 +1,131 @@
+"""``docker build`` (the legacy builder the SDK drives) of a streamed context, every event checked.
+
+The context is a file object or a generator of tar chunks (no staging copy, nothing held whole in
+memory); the image id is the last ``aux.ID``. ``made`` collects the ids of the images the build
+created (steps that were neither FROM nor cached), also when it fails, so the caller can remove
+what a failed build left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from builder import console
+from builder.diagnostics import BuilderError
+from builder.engine.client import image_id as _image_id
+from builder.engine.events import check_event
+from builder.engine.progress import Progress
+
+_STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")  # the legacy builder's "this step's image" line
+_TAIL_LINES = 15  # build output quoted under a failure
+_PROGRESS_BYTES = 8 << 20  # contexts smaller than this go too fast for a bar
+
+
+@dataclass
+class BuildOutcome:
+    image_id: str
+    bytes_sent: int
+    cached_steps: int
+    steps: int
+    log: list[str] = field(default_factory=list)
+
+
+def tar_context(files: dict[str, bytes], *, mode: int = 0o644) -> io.BytesIO:
+    """A deterministic build context (fixed mtimes/owners) from {path: bytes}; ``*.sh`` is executable."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(files):
+            data = files[name]
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 0
+            info.mode = 0o755 if name.endswith(".sh") else mode
+            info.uid = info.gid = 0
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+class _Counter:
+    """The context's chunks, counted (and shown on a bar) as the SDK sends them."""
+
+    def __init__(self, chunks: Iterable[bytes], total: int, progress: Progress):
+        self.chunks, self.total, self.sent, self.progress = chunks, total, 0, progress
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.sent += len(chunk)
+            self.progress.update("context", description="sending context", completed=self.sent,
+                                 total=self.total or None)
+            yield chunk
+
+
+def _chunks_of(context: io.BufferedIOBase | io.BytesIO | Iterable[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    if hasattr(context, "read"):
+        while data := context.read(size):  # type: ignore[union-attr]
+            yield data
+    else:
+        yield from context  # type: ignore[misc]
+
+
+def build(client, context: io.BytesIO | Iterable[bytes], *, what: str, stage: str, tag: str | None = None,
+          labels: dict[str, str] | None = None, nocache: bool = False, network_mode: str | None = "host",
+          total: int = 0, show_progress: bool = False, echo_steps: bool = False, made: list[str] | None = None,
+          log: Callable[[str], None] | None = None) -> BuildOutcome:
+    """Build ``context``; ``what`` names the image in messages (``"docker build of {what} failed: ..."``).
+
+    ``labels``: extra labels (model images write theirs as Dockerfile LABEL lines, so they pass none);
+    ``tag``: checked to name the built image afterwards; ``echo_steps``: ``Step`` lines to the console;
+    ``log``: every output line; ``total``: the context's size, for the bar (``show_progress``)."""
+    progress = Progress(enabled=show_progress and total > _PROGRESS_BYTES, speed=True)
+    body = _Counter(_chunks_of(context), total, progress)
+    lines: list[str] = []
+    built = None
+    steps = cached = 0
+    step_is_new = False  # the current step creates an image (not FROM, not "Using cache")
+    doing = f"docker build of {what}"
+    try:
+        events = client.api.build(fileobj=body, custom_context=True, tag=tag, labels=labels, decode=True,
+                                  rm=True, forcerm=True, network_mode=network_mode, nocache=nocache, pull=False)
+        for event in events:
+            check_event(event, doing, stage=stage, tail="".join(lines[-_TAIL_LINES:]))
+            text = event.get("stream")
+            if text:
+                lines.append(text)
+                line = text.rstrip("\n")
+                if log:
+                    log(line)
+                if line.startswith("Step "):
+                    steps += 1
+                    step_is_new = " : FROM " not in line.upper()
+                    if echo_steps:
+                        console.info(f"  {line[:150]}" + (" …" if len(line) > 150 else ""))
+                elif "Using cache" in line:
+                    cached += 1
+                    step_is_new = False
+                elif step_is_new and made is not None and (m := _STEP_IMAGE.match(line)):
+                    made.append(m.group(1))
+                    step_is_new = False
+            aux = event.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                built = aux["ID"]
+    except BuilderError:
+        raise
+    except Exception as exc:  # connection reset, engine errors raised by the SDK
+        raise BuilderError(f"{doing} failed: {exc}", stage=stage) from None
+    finally:
+        progress.close()
+    if tag is not None:
+        tagged = _image_id(client, tag)
+        if tagged is None or (built and tagged != built):
+            raise BuilderError(f"{doing} ended without tagging an image as {tag}", stage=stage,
+                               hint="".join(lines[-5:]).strip() or None)
+        built = tagged
+    if not built:
+        raise BuilderError(f"{doing} ended without an image id", stage=stage,
+                           hint="".join(lines[-5:]).strip() or None)
+    return BuildOutcome(built, body.sent, cached, steps, lines)

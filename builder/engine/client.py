@@ -1,0 +1,79 @@
+"""The engine connection and the small inspect/remove helpers every stage uses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from builder.diagnostics import BuilderError
+
+
+def _from_env(timeout: int):
+    # the only docker.from_env() of the package: every stage gets its client from here
+    import docker
+
+    return docker.from_env(timeout=timeout)
+
+
+def docker_client(stage: str, *, timeout: int = 600):
+    """A pinged client for the local engine, or a BuilderError (naming ``stage``) saying why there is none."""
+    try:
+        client = _from_env(timeout)
+        client.ping()
+        return client
+    except Exception as exc:  # the SDK raises several unrelated types here
+        raise BuilderError(f"no Docker engine reachable: {exc}", stage=stage,
+                           hint="start dockerd (bash scripts/bootstrap.sh) or set DOCKER_HOST") from None
+
+
+def engine_version(timeout: int = 5) -> tuple[str | None, str]:
+    """(version, why): the engine's version, or None and the exception's class name (``doctor``)."""
+    try:
+        return str(_from_env(timeout).version().get("Version", "?")), ""
+    except Exception as exc:  # any failure: no engine reachable
+        return None, exc.__class__.__name__
+
+
+def image_id(client, ref: str) -> str | None:
+    """The image id of ``ref`` (tag, ``repo@digest`` or id), or None when the engine has no such image."""
+    import docker.errors
+
+    try:
+        return client.api.inspect_image(ref)["Id"]
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def ensure_image(client, ref: str, *, lock: str, cache_dir, rebuild: bool,
+                 make: Callable[[], str]) -> tuple[str, bool]:
+    """(image id, built): the image tagged ``ref`` (tags carry the inputs digest), made by ``make``
+    only when missing or ``rebuild``. A file lock in the cache serialises makers, so a second
+    concurrent caller finds the tag instead of building it again."""
+    from filelock import FileLock
+
+    from builder.paths import cache_dir as _cache_dir
+
+    lock_dir = _cache_dir(cache_dir) / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_dir / f"{lock}.lock")):
+        existing = image_id(client, ref)
+        if existing and not rebuild:
+            return existing, False
+        return make(), True
+
+
+def wait_removed(client, container_id: str, timeout: float = 10.0) -> None:
+    """Force-remove a container (ours) and wait until the engine forgets it."""
+    import docker.errors
+
+    deadline = time.monotonic() + timeout
+    try:
+        client.api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        return
+    while time.monotonic() < deadline:
+        try:
+            client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return
+        time.sleep(0.1)
