@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from builder import console, engine, labels
+from builder import console, credentials, engine, labels
 from builder.diagnostics import BuilderError
-from builder.publish import credentials, gate, tags
+from builder.publish import gate, tags
 from builder.publish.ecr import EcrControl, registry_host
 from builder.publish.hints import deploy_hints
 from builder.publish.models import PublishOptions, PublishResult, PublishTarget, TargetResult, split_registry

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import requests
 
-from builder.publish.credentials import Credentials
+from builder.credentials import Credentials
 from builder.registry.client import MANIFEST_ACCEPT as MANIFEST_TYPES
 from builder.registry.client import RegistryClient as _RegistryClient
 from builder.registry.client import base_url

@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from pydantic import BaseModel, SecretStr
 
 from builder import console
+from builder.credentials import Credentials
 from builder.diagnostics import BuilderError
 from builder.registry import deadlines
 
@@ -64,12 +64,8 @@ MIN_PART = 5 << 20
 PART_ENV = "LMI_BUILD_UPLOAD_PART_MIB"
 
 
-class RegistryCredentials(BaseModel):
-    """Username + password/token for one registry. ``builder.publish.credentials.Credentials`` has the
-    same two fields and is accepted wherever this is (duck-typed)."""
-
-    username: str
-    password: SecretStr
+# the one credential model (builder.credentials); the old name stays for the assemblers' signatures
+RegistryCredentials = Credentials
 
 
 def is_loopback(host: str) -> bool:

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from pydantic import SecretStr
 
+from builder.credentials import Credentials
 from builder.diagnostics import BuilderError
-from builder.publish.credentials import Credentials
 from builder.publish.registry_api import MANIFEST_TYPES, RegistryClient
 
 DIGEST = "sha256:" + "d" * 64
