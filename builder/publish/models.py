@@ -2,44 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-_ECR_REPO_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-_REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
-
-
-class EcrTarget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    account: str
-    region: str
-    repository: str
-    lifecycle_policy: dict[str, Any] | None = None
-
-    @field_validator("account")
-    @classmethod
-    def _account(cls, v: str) -> str:
-        v = str(v).strip()
-        if not re.fullmatch(r"\d{12}", v):
-            raise ValueError(f"ECR account must be 12 digits, got {v!r}")
-        return v
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str) -> str:
-        if not _REGION_RE.match(v):
-            raise ValueError(f"not an AWS region name: {v!r}")
-        return v
-
-    @field_validator("repository")
-    @classmethod
-    def _repo(cls, v: str) -> str:
-        if not (2 <= len(v) <= 256 and _ECR_REPO_RE.match(v)):
-            raise ValueError(f"ECR repository names are lower-case [a-z0-9._-/] (2-256): {v!r}")
-        return v
+from builder.recipe.model import (
+    EcrTarget,  # one ECR schema: the recipe's publish.ecr is also the CLI's --ecr-*
+)
 
 
 class PublishTarget(BaseModel):

@@ -202,12 +202,43 @@ class Smoke(Strict):
         return v
 
 
-class Ecr(Strict):
-    account: Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
-    region: str
-    repository: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$",
-                                                 max_length=256)]
+ECR_ACCOUNT_RE = r"^\d{12}$"
+ECR_REGION_RE = r"^[a-z]{2}(?:-[a-z]+)+-\d$"
+ECR_REPOSITORY_RE = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+
+
+# One ECR schema: the recipe's publish.ecr and `lmi-build publish --ecr-*` (builder.publish.models.PublishTarget).
+# The validators word the messages; the patterns are repeated in the JSON schema for editors, which
+# a validator does not reach.
+class EcrTarget(Strict):
+    """An Amazon ECR repository to publish the image to."""
+
+    account: str = Field(json_schema_extra={"pattern": ECR_ACCOUNT_RE})
+    region: str = Field(json_schema_extra={"pattern": ECR_REGION_RE})
+    repository: str = Field(json_schema_extra={"pattern": ECR_REPOSITORY_RE, "minLength": 2, "maxLength": 256})
     lifecycle_policy: dict[str, Any] | None = None
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, v: str) -> str:
+        v = v.strip()
+        if not re.fullmatch(ECR_ACCOUNT_RE, v):
+            raise ValueError(f"ECR account must be 12 digits, got {v!r}")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not re.fullmatch(ECR_REGION_RE, v):
+            raise ValueError(f"not an AWS region name: {v!r}")
+        return v
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, v: str) -> str:
+        if not (2 <= len(v) <= 256 and re.fullmatch(ECR_REPOSITORY_RE, v)):
+            raise ValueError(f"ECR repository names are lower-case [a-z0-9._-/] (2-256): {v!r}")
+        return v
 
 
 class S3Publish(Strict):
@@ -224,7 +255,7 @@ class S3Publish(Strict):
 
 
 class Publish(Strict):
-    ecr: Ecr | None = None
+    ecr: EcrTarget | None = None
     s3: S3Publish | None = None
     registry: str | None = Field(None, description="any OCI registry: HOST[:PORT]/REPO")
     tags: list[str] = Field(default_factory=list, description="tag templates: {name} {recipe_hash12} {git_sha} ...")

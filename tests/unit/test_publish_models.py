@@ -46,3 +46,25 @@ def test_deploy_hints_from_recipe_label_and_env():
     h = deploy_hints({labels.RECIPE_JSON: json.dumps({"serving": {"properties": {"option.model_loading_timeout": "7200"}}})}, [])
     assert h.ContainerStartupHealthCheckTimeoutInSeconds == 3600 and h.notes
     assert deploy_hints({}, []).ContainerStartupHealthCheckTimeoutInSeconds is None
+
+
+@pytest.mark.parametrize("ecr,key,fragment", [
+    ({"account": "12", "region": "us-west-2", "repository": "x/y"}, "account", "ECR account must be 12 digits"),
+    ({"account": "123456789012", "region": "uswest2", "repository": "x/y"}, "region", "not an AWS region name"),
+    ({"account": "123456789012", "region": "us-west-2", "repository": "Bad_Name"}, "repository", "lower-case"),
+])
+def test_recipe_ecr_is_checked_at_load_as_publish_checks_it(tmp_path, ecr, key, fragment):
+    """One ECR schema: a recipe's publish.ecr gets the publish target's checks (the region too) as a
+    located error at validate, not first when the build pushes."""
+    from builder.publish.models import EcrTarget
+    from builder.recipe import load_recipe
+    from tests.support.model_fixtures import recipe_data, write_recipe
+
+    data = {**recipe_data({"id": "org/m", "revision": "0" * 40}), "publish": {"ecr": ecr}}
+    path = write_recipe(tmp_path, data)
+    [d] = load_recipe(path).diagnostics
+    assert d.rule == "invalid-value" and d.path == ("publish", "ecr", key) and fragment in d.message
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith(f"{key}:"))
+    assert d.location.line == line
+    with pytest.raises(ValidationError, match=fragment):
+        EcrTarget(**ecr)
