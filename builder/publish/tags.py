@@ -13,9 +13,8 @@ import re
 import string
 
 from builder.diagnostics import UsageError
+from builder.registry.reference import is_tag  # the OCI distribution spec's tag grammar, one copy
 
-# The OCI distribution spec's tag grammar.
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 VARIABLES = ("name", "image_digest", "image_digest12", "recipe_hash", "recipe_hash12", "git_sha", "lmi_version")
 
 
@@ -57,7 +56,7 @@ def render(template: str, variables: dict[str, str | None]) -> str:
 
 
 def validate(tag: str, origin: str = "tag") -> str:
-    if not TAG_RE.match(tag):
+    if not is_tag(tag):
         raise UsageError(f"{origin}: {tag!r} is not a valid tag",
                          hint="a tag is 1-128 characters of [A-Za-z0-9_.-] and must not start "
                               "with '.' or '-'")

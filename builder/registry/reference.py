@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from builder.diagnostics import UsageError
 
 _REPO_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
-_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # the tag grammar, whole string (is_tag)
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # distribution's reference grammar: a host is DNS labels or an IPv4 address, or [IPv6], with an optional
 # port (github.com/distribution/reference, regexp.go); no user:password@, no spaces.
@@ -18,6 +18,12 @@ NAME_MAX = 255  # distribution: "repository name must not be more than 255 chara
 # The tool's own repositories (runtime, rootfs, artifacts images): a user tag there would replace what
 # every later build starts from (issue 15 item 1).
 OWN_NAMESPACE = "lmi-build/"
+
+
+def is_tag(tag: str) -> bool:
+    """A valid tag: 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-' (the one tag check: references,
+    publish tags and tag moves)."""
+    return TAG_RE.fullmatch(tag) is not None
 
 
 def check_host(host: str, *, what: str) -> None:
@@ -43,7 +49,7 @@ def _repo_and_tag(path: str, ref: str, what: str, *, allow_tag: bool = True) -> 
             raise UsageError(f"{what} {ref!r} must not carry a tag")
         if not tag:
             raise UsageError(f"{what} {ref!r}: empty tag after ':' (write REPO:TAG or REPO)")
-        if not _TAG_RE.fullmatch(tag):
+        if not TAG_RE.fullmatch(tag):
             raise UsageError(f"{what} {ref!r}: {tag!r} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-], at most 128)")
     if not _REPO_RE.fullmatch(path):
         raise UsageError(f"{what} {ref!r}: repository {path!r} is not a valid OCI repository name "

@@ -39,7 +39,7 @@ def move_tag(pinned: str, tag: str, *, credentials: object | None, force: bool =
     if src.digest is None:
         raise BuilderError(f"{pinned} is not pinned by digest (HOST/REPO@sha256:...)", stage=STAGE)
     dst = reference.parse(target, what="publish target", allow_tag=False) if target else src
-    if not reference._TAG_RE.fullmatch(tag):
+    if not reference.is_tag(tag):
         raise BuilderError(f"{tag!r} is not a valid tag", stage=STAGE)
     source = RegistryClient(src.host, credentials, stage=STAGE)
     dest = source if dst.host == src.host else RegistryClient(dst.host, target_credentials, stage=STAGE)

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from builder.diagnostics import UsageError
 from builder.publish import tags
+from builder.registry.reference import is_tag
 
 VARS = {"name": "tiny", "recipe_hash": "a" * 64, "recipe_hash12": "a" * 12, "git_sha": "abc1234",
         "lmi_version": "0.29.0"}
@@ -36,4 +37,12 @@ def test_missing_hash_is_usage_error():
 
 @given(st.text(max_size=300), st.text(alphabet="0123456789abcdef", min_size=12, max_size=64))
 def test_default_tag_always_valid(name, h):
-    assert tags.TAG_RE.match(tags.default_tag(name, h))
+    assert is_tag(tags.default_tag(name, h))
+
+
+@pytest.mark.parametrize("tag", ["v1\n", "v1\r", "-v1", "a" * 129, ""])
+def test_a_tag_is_checked_whole(tag):
+    # the tag grammar once matched with ^...$ and .match, which let a trailing newline through
+    with pytest.raises(UsageError, match="is not a valid tag"):
+        tags.validate(tag)
+    assert not is_tag(tag)
