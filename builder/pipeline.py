@@ -232,54 +232,33 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
     extra_files = _handler_files(recipe, loaded.base_dir)
     image_ref: str
     with record.timed("bake") as st:
+        from builder.assembly import AssemblyRequest, assemble
+
         # a compiled repository holds what the runtime loads (engines/NEFFs + config + tokenizer): it is
         # baked in place of the raw weights
         model_dir = compiled.dir if compiled and compiled.dir else (artifacts.dir if artifacts else None)
-        compiled_dir = None
-        if opts.assembler == "registry":
-            from builder.registry import assemble_in_registry
-
-            console.step(f"assemble in registry {opts.registry}")
-            result = assemble_in_registry(resolved, registry=opts.registry, base_ref=base_image or "",
-                                          manifest_format=opts.manifest_format,
-                                          model_dir=model_dir, compiled_dir=compiled_dir, extra_files=extra_files,
-                                          credentials=_registry_credentials(opts.registry),
-                                          base_credentials=_registry_credentials(base_image or ""),
-                                          cache_dir=opts.cache_dir,
-                                          model_digest=artifacts.digest if artifacts else None,
-                                          compile_labels=compiled.toolchain if compiled else None,
-                                          compile_key=compiled.cache_key if compiled else None,
-                                          recipe_file=opts.recipe)
-            image_ref = result.reference
-            record.image = result.model_dump(mode="json")
-            st.details.update({"reference": result.reference, "bytes_uploaded": result.bytes_uploaded})
-            if all(not layer.uploaded for layer in result.layers):
-                st.status = "cached"
-        else:
-            from builder.image.bake import bake_image
-            from builder.image.model import BakeOptions
-
-            console.step("bake image")
-            result = bake_image(resolved, model_dir=model_dir,
-                                model_digest=artifacts.digest if artifacts else None, compiled_dir=compiled_dir,
-                                extra_files=extra_files,
-                                options=BakeOptions(base_image=base_image, allow_unpinned_base=opts.allow_unpinned_base
-                                                    or resolved.release.family == "dev-cpu" and not opts.base_image,
-                                                    no_cache=opts.no_cache, pull=opts.pull, tags=opts.tags,
-                                                    cache_dir=opts.cache_dir, recipe_file=opts.recipe,
-                                                    compile_labels=compiled.toolchain if compiled else None,
-                                                    compile_key=compiled.cache_key if compiled else None))
-            image_ref = result.image_id
-            record.image = result.model_dump(mode="json")
-            st.details.update({"image_id": result.image_id, "bytes_sent": result.bytes_sent,
-                               "reused": getattr(result, "reused", False)})
-            if getattr(result, "reused", False):
-                st.status = "cached"
-            record.inputs["base_digest"] = result.base_digest
-        if result.identity is not None:  # the tag digest and what it is made of (both assemblers)
-            record.inputs["image_digest"] = result.identity.digest
-            record.inputs["image_inputs"] = result.identity.inputs.model_dump(mode="json")
-            st.details["image_digest"] = result.identity.digest
+        in_registry = opts.assembler == "registry"
+        console.step(f"assemble in registry {opts.registry}" if in_registry else "bake image")
+        request = AssemblyRequest(
+            resolved=resolved, model_dir=model_dir, model_digest=artifacts.digest if artifacts else None,
+            extra_files=extra_files, base_image=base_image,
+            compile_labels=compiled.toolchain if compiled else None,
+            compile_key=compiled.cache_key if compiled else None, recipe_file=opts.recipe, cache_dir=opts.cache_dir,
+            tags=tuple(opts.tags), no_cache=opts.no_cache, pull=opts.pull,
+            allow_unpinned_base=opts.allow_unpinned_base or resolved.release.family == "dev-cpu" and not opts.base_image,
+            registry=opts.registry, manifest_format=opts.manifest_format,
+            credentials=_registry_credentials(opts.registry) if in_registry else None,
+            base_credentials=_registry_credentials(base_image or "") if in_registry else None)
+        image = assemble(opts.assembler, request)
+        image_ref = image.reference
+        record.image = image.model_dump(mode="json")
+        st.details.update({"reference": image.reference, "image_id": image.image_id, "bytes_sent": image.bytes_sent,
+                           "reused": image.reused, "image_digest": image.identity.digest})
+        if image.reused:
+            st.status = "cached"
+        # the tag digest and what it is made of (both assemblers)
+        record.inputs.update({"base_digest": image.base.digest, "image_digest": image.identity.digest,
+                              "image_inputs": image.identity.inputs.model_dump(mode="json")})
 
     # ------------------------------------------------------------------- smoke
     smoke_status = "skipped"
@@ -291,10 +270,7 @@ def _run(opts: BuildOptions, record: BuildRecord, record_dir: Path) -> None:
             from builder.smoke.run import smoke_test
 
             pulled = None
-            if opts.assembler == "registry":
-                # the engine's image id of a pulled image is its config digest
-                record.image["image_id"] = record.image.get("config_digest")
-            image_id = record.image.get("image_id") or image_ref
+            image_id = image.image_id  # registry: the config digest, the engine's id of the pulled image
             previous = ledger.lookup(image_id, opts.cache_dir) if not opts.force_smoke else None
             if previous is not None and previous.status == "passed":
                 st.status = "cached"

@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         record = run_build(opts)
     # stdout carries one machine-readable line: the image reference (pinned when assembled in a registry)
-    ref = record.image.get("reference") or (record.image.get("tags") or [record.image.get("image_id", "")])[0]
+    # (a docker image's reference is its local id: the tag <name>:<digest12> is what a user types)
+    pinned = record.image.get("reference") if record.image.get("assembler") == "registry" else None
+    ref = pinned or (record.image.get("tags") or [record.image.get("image_id", "")])[0]
     sys.stdout.write(f"{ref}\n")
     return 0

@@ -1,10 +1,13 @@
-"""Bake the model image: pinned base -> artifacts image (weights, compiled) -> model image (config).
+"""The docker assembler: pinned base -> artifacts image (weights, compiled) -> model image (config).
 
 Cost grows with the change, not with the model (DESIGN.md principle 5): the weights and compiled
 artifacts go into an intermediate image tagged by their content digest
 (``lmi-build/artifacts:<digest12>``, label role=artifacts) and reused while it exists, so a
 serving-option change only sends the configuration layer (kilobytes) and never reads the weights:
-file digests come from a (path, size, mtime_ns, inode) table (``digests.py``).
+file digests come from a (path, size, mtime_ns, inode) table (``builder.assembly.digests``).
+
+``build_context``, ``chunked``, ``image_id`` and ``tag_image`` are public: the multi-model image
+(``builder.multi.image``) builds the same way.
 """
 
 from __future__ import annotations
@@ -18,21 +21,23 @@ from filelock import FileLock
 
 from builder import __version__, console
 from builder import labels as L
-from builder.diagnostics import BuilderError
-from builder.image import _docker, identity, metadata, render
-from builder.image.base import resolve_base
-from builder.image.digests import FileDigestCache, layer_content_digest
-from builder.image.layers import (
+from builder.assembly import identity
+from builder.assembly.digests import FileDigestCache, layer_content_digest
+from builder.assembly.files import config_files
+from builder.assembly.labels import model_labels
+from builder.assembly.layers import (
     CHUNK,
     Layer,
     LayerEntry,
-    check_relative,
     iter_entries_tar,
     layer_items,
     plan_layers,
+    tar_header,
 )
-from builder.image.model import BakeOptions, BakeResult, LayerInfo
-from builder.lmi.properties import dumps
+from builder.assembly.request import AssembledImage, AssemblyRequest, BaseInfo, LayerInfo
+from builder.diagnostics import BuilderError
+from builder.image import _docker, metadata, render
+from builder.image.base import resolve_base
 from builder.paths import cache_dir as _cache_dir
 
 STAGE = "bake"
@@ -40,29 +45,15 @@ ARTIFACTS_REPO = "lmi-build/artifacts"
 CONTEXT_LAYERS = "layers"
 
 
-def _client(options: BakeOptions):
-    if options.docker is not None:
-        return options.docker
+def _client(request: AssemblyRequest):
+    if request.docker is not None:
+        return request.docker
     from builder.engine import docker_client
 
     return docker_client(STAGE, timeout=900)
 
 
-def config_files(resolved, extra_files: dict[str, Path]) -> dict[str, bytes]:
-    """serving.properties plus the handler files (read here: they are small, and this pins their bytes)."""
-    files: dict[str, bytes] = {"serving.properties": dumps(resolved.properties).encode()}
-    for name, src in sorted(extra_files.items()):
-        rel = check_relative(name, "handler file")
-        if rel == "serving.properties":
-            raise BuilderError("a handler file may not be named serving.properties (it is generated)", stage=STAGE)
-        try:
-            files[rel] = Path(src).read_bytes()
-        except OSError as exc:
-            raise BuilderError(f"handler file {src} cannot be read: {exc}", stage=STAGE) from None
-    return files
-
-
-def _context(dockerfile: str, layers: list[Layer]) -> tuple[Iterator[bytes], int, list[str]]:
+def build_context(dockerfile: str, layers: list[Layer]) -> tuple[Iterator[bytes], int, list[str]]:
     """Tar chunks of Dockerfile + one folder per layer; returns (chunks, approximate size, folders)."""
     dirs = [f"{CONTEXT_LAYERS}/{layer.name}" for layer in layers]
     items: list[tuple[str, LayerEntry]] = [(CONTEXT_LAYERS, LayerEntry(CONTEXT_LAYERS, None, 0o755, 0))]
@@ -71,8 +62,6 @@ def _context(dockerfile: str, layers: list[Layer]) -> tuple[Iterator[bytes], int
     data = dockerfile.encode()
 
     def gen() -> Iterator[bytes]:
-        from builder.image.layers import tar_header
-
         yield tar_header("Dockerfile", size=len(data), mode=0o644, is_dir=False)
         yield data + b"\0" * ((-len(data)) % 512)
         yield from iter_entries_tar(items)
@@ -81,7 +70,7 @@ def _context(dockerfile: str, layers: list[Layer]) -> tuple[Iterator[bytes], int
     return gen(), total, dirs
 
 
-def _chunked(it: Iterator[bytes]) -> Iterator[bytes]:
+def chunked(it: Iterator[bytes]) -> Iterator[bytes]:
     """Coalesce small tar pieces so the HTTP body goes out in ~1 MiB chunks."""
     buf = bytearray()
     for piece in it:
@@ -93,7 +82,7 @@ def _chunked(it: Iterator[bytes]) -> Iterator[bytes]:
         yield bytes(buf)
 
 
-def _image_id(client, ref: str) -> str | None:
+def image_id(client, ref: str) -> str | None:
     import docker.errors
 
     try:
@@ -114,28 +103,32 @@ def check_tags(tags: list[str]) -> list[str]:
     return [parse_local_tag(tag) for tag in tags]
 
 
-def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, compiled_dir: Path | None,
-               extra_files: dict[str, Path], options: BakeOptions) -> BakeResult:
+def assemble(request: AssemblyRequest) -> AssembledImage:
+    """The docker assembler (``builder.assembly.ASSEMBLERS["docker"]``): ``request``'s image built on the
+    local engine, tagged ``<name>:<image-digest-12>`` (and ``request.tags``); reused when that tag already
+    names an image of the same inputs."""
     start = time.monotonic()
-    client = _client(options)
-    extra_tags = check_tags(options.tags)
-    cache_root = _cache_dir(options.cache_dir) / "image"
+    resolved = request.resolved
+    client = _client(request)
+    extra_tags = check_tags(list(request.tags))
+    cache_root = _cache_dir(request.cache_dir) / "image"
     cache_root.mkdir(parents=True, exist_ok=True)
     hits: list[str] = []
 
-    base = resolve_base(client, options.base_image or resolved.base_image,
-                        allow_unpinned=options.allow_unpinned_base, pull=options.pull)
+    base = resolve_base(client, request.base_image or resolved.base_image,
+                        allow_unpinned=request.allow_unpinned_base, pull=request.pull)
     console.info(f"  base {base.ref} -> {base.from_ref[:80]} ({base.pin})")
 
-    config = config_files(resolved, extra_files)
-    layers = plan_layers(model_dir, compiled_dir, config, blob_dir=cache_root / "blobs",
+    config = config_files(resolved, request.extra_files)
+    layers = plan_layers(request.model_dir, None, config, split_threshold=request.split_threshold,
+                         blob_dir=cache_root / "blobs",
                          base_layers=len(_diff_ids(client, base.image_id)))  # the layer budget
 
-    digests = FileDigestCache(_cache_dir(options.cache_dir))
+    digests = FileDigestCache(_cache_dir(request.cache_dir))
     content = {x.name: layer_content_digest(x, digests) for x in layers}
     # the tag is the digest of the inputs (identity.py); the file digests are the memo's, not re-read
     ident = identity.for_layers(resolved, base_digest=base.digest, layers=layers, config=config,
-                                digests=digests, compile_key=options.compile_key)
+                                digests=digests, compile_key=request.compile_key)
     tag = ident.tag(resolved.recipe.name)
     digests.save()
     if digests.hits:
@@ -143,44 +136,44 @@ def bake_image(resolved, *, model_dir: Path | None, model_digest: str | None, co
 
     # check, build and tag under one lock per tag: two builds of the same inputs never race a tag
     with FileLock(str(cache_root / f"tag-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.lock")):
-        existing = _tagged_for(client, tag, ident, no_cache=options.no_cache)
+        existing = _tagged_for(client, tag, ident, no_cache=request.no_cache)
         if existing is not None:
             hits.append(f"image:{tag}")
             console.info(f"  {tag} already names an image of these inputs ({existing[:19]}): reused, nothing built")
             # artifacts_reused: no weights were sent (nothing was)
-            image_id, bytes_sent, artifacts_ref, artifacts_reused = existing, 0, None, True
+            made_id, bytes_sent, artifacts_ref, artifacts_reused = existing, 0, None, True
         else:
             made: list[str] = []  # every image this build creates; removed again if it does not end tagged
             try:
-                built = _build_image(client, resolved, base, layers, content, ident, options, cache_root, hits,
-                                     model_digest=model_digest, compiled=compiled_dir is not None, made=made)
-                image_id, bytes_sent, artifacts_ref, artifacts_reused = built
+                built = _build_image(client, request, base, layers, content, ident, cache_root, hits, made=made)
+                made_id, bytes_sent, artifacts_ref, artifacts_reused = built
                 # a build with another cache folder (another lock) may have tagged it meanwhile: keep that
                 # one, and remove ours (it would dangle, untagged)
                 raced = _tagged_for(client, tag, ident, no_cache=False)
                 if raced is not None:
-                    image_id = raced
+                    made_id = raced
                     remove_made(client, made)
                 else:
-                    _tag(client, image_id, tag)
+                    tag_image(client, made_id, tag)
             except BaseException:
                 remove_made(client, made)  # a failed bake leaves no untagged intermediate image
                 raise
     tags = [tag]
     for extra in extra_tags:  # the user's own tags move as the user asked (docker tag semantics)
         repo, _, t = extra.rpartition(":") if ":" in extra.rsplit("/", 1)[-1] else (extra, "", "latest")
-        _tag(client, image_id, f"{repo}:{t or 'latest'}", force=True)
+        tag_image(client, made_id, f"{repo}:{t or 'latest'}", force=True)
         tags.append(f"{repo}:{t or 'latest'}")
 
-    diff_ids = _diff_ids(client, image_id)
+    diff_ids = _diff_ids(client, made_id)
     ours = diff_ids[-len(layers):] if len(diff_ids) >= len(layers) else []
     infos = [LayerInfo(name=x.name, kind=x.kind, digest=ours[i] if ours else None, content_digest=content[x.name],
                        size=x.size, files=len(x.files)) for i, x in enumerate(layers)]
-    result = BakeResult(image_id=image_id, tags=tags, base_ref=base.ref, base_digest=base.digest,
-                        base_pin=base.pin, artifacts_ref=artifacts_ref, layers=infos, bytes_sent=bytes_sent,
-                        artifacts_image_reused=artifacts_reused, reused=existing is not None, cache_hits=hits,
-                        identity=ident, seconds=round(time.monotonic() - start, 3))
-    console.info(f"  image {image_id[:19]} tagged {', '.join(tags)}; {bytes_sent / 1024:.1f} KiB sent to the engine")
+    result = AssembledImage(assembler="docker", reference=made_id, image_id=made_id, identity=ident, tags=tags,
+                            base=BaseInfo(reference=base.ref, digest=base.digest, pin=base.pin), layers=infos,
+                            bytes_sent=bytes_sent, reused=existing is not None,
+                            seconds=round(time.monotonic() - start, 3), artifacts_ref=artifacts_ref,
+                            artifacts_image_reused=artifacts_reused, cache_hits=hits)
+    console.info(f"  image {made_id[:19]} tagged {', '.join(tags)}; {bytes_sent / 1024:.1f} KiB sent to the engine")
     return result
 
 
@@ -188,7 +181,7 @@ def _tagged_for(client, tag: str, ident: identity.ImageIdentity, *, no_cache: bo
     """The image id ``tag`` already names when it was built from these same inputs (it is reused), None
     when the tag is free. A tag is never moved to another image: one naming an image of other inputs
     (or one not ours) is an error that leaves that image as it is."""
-    have = _image_id(client, tag)
+    have = image_id(client, tag)
     if have is None:
         return None
     got = (client.api.inspect_image(have)["Config"].get("Labels") or {}).get(L.INPUTS_DIGEST)
@@ -201,7 +194,7 @@ def _tagged_for(client, tag: str, ident: identity.ImageIdentity, *, no_cache: bo
         raise BuilderError(f"tag {tag} already names image {have[:19]}, built from these same inputs; --no-cache "
                            "would make a second image for it", stage=STAGE,
                            hint=f"build without --no-cache to reuse it, or `docker rmi {tag}` first to rebuild")
-    _tag(client, have, tag, force=True)  # the same image: marks it the latest build of its recipe
+    tag_image(client, have, tag, force=True)  # the same image: marks it the latest build of its recipe
     return have
 
 
@@ -225,7 +218,7 @@ def remove_made(client, made: list[str]) -> list[str]:
     return removed
 
 
-def _tag(client, image_id: str, ref: str, *, force: bool = False) -> None:
+def tag_image(client, image_id: str, ref: str, *, force: bool = False) -> None:
     repo, _, t = ref.rpartition(":")
     try:
         client.api.tag(image_id, repo, t, force=force)
@@ -233,12 +226,12 @@ def _tag(client, image_id: str, ref: str, *, force: bool = False) -> None:
         raise BuilderError(f"tagging {image_id[:19]} as {ref} failed: {exc}", stage=STAGE) from None
 
 
-def _build_image(client, resolved, base, layers: list[Layer], content: dict[str, str],
-                 ident: identity.ImageIdentity, options: BakeOptions, cache_root: Path, hits: list[str], *,
-                 model_digest: str | None, compiled: bool,
+def _build_image(client, request: AssemblyRequest, base, layers: list[Layer], content: dict[str, str],
+                 ident: identity.ImageIdentity, cache_root: Path, hits: list[str], *,
                  made: list[str] | None = None) -> tuple[str, int, str | None, bool]:
     """Artifacts image (reused by its inputs digest) + labels + config layer; the result is not tagged
     here. Returns (image id, bytes sent, artifacts ref, artifacts image reused)."""
+    resolved, model_digest = request.resolved, request.model_digest
     artifact_layers = [x for x in layers if x.kind != "config"]
     config_layer = layers[-1]
     bytes_sent = 0
@@ -252,7 +245,7 @@ def _build_image(client, resolved, base, layers: list[Layer], content: dict[str,
         inputs = h.hexdigest()
         artifacts_ref = f"{ARTIFACTS_REPO}:{inputs[:12]}"
         with FileLock(str(cache_root / f"artifacts-{inputs[:12]}.lock")):
-            existing = None if options.no_cache else _image_id(client, artifacts_ref)
+            existing = None if request.no_cache else image_id(client, artifacts_ref)
             if existing is not None and client.api.inspect_image(existing)["Config"].get("Labels", {}) \
                     .get(L.INPUTS_DIGEST) == inputs:
                 artifacts_reused = True
@@ -267,32 +260,35 @@ def _build_image(client, resolved, base, layers: list[Layer], content: dict[str,
                 dockerfile = render.render_artifacts(from_ref=base.from_ref,
                                                      layer_dirs=[f"{CONTEXT_LAYERS}/{x.name}" for x in artifact_layers],
                                                      labels=artifact_labels)
-                chunks, total, _ = _context(dockerfile, artifact_layers)
+                chunks, total, _ = build_context(dockerfile, artifact_layers)
                 console.info(f"  building artifacts image {artifacts_ref} "
                              f"({sum(x.size for x in artifact_layers) / 2**20:.1f} MiB in {len(artifact_layers)} layer(s))")
-                out = _docker.build(client, _chunked(chunks), total=total, tag=artifacts_ref, labels=None,
-                                    nocache=options.no_cache, what="artifacts image", show_progress=options.progress,
+                out = _docker.build(client, chunked(chunks), total=total, tag=artifacts_ref, labels=None,
+                                    nocache=request.no_cache, what="artifacts image", show_progress=request.progress,
                                     made=made)
                 bytes_sent += out.bytes_sent
                 from_ref = out.image_id
 
-    labels = metadata.model_labels(resolved, base_ref=base.ref, base_digest=base.digest,
-                                   model_digest=model_digest, compile_labels=options.compile_labels,
-                                   compiled=compiled, recipe_file=options.recipe_file,
-                                   created=options.created, identity=ident)
+    labels = model_labels(resolved, base_ref=base.ref, base_digest=base.digest, model_digest=model_digest,
+                          compile_labels=request.compile_labels, recipe_file=request.recipe_file,
+                          created=request.created, identity=ident)
     stable, dependent = metadata.split_labels(labels)
     head = render.render_artifacts(from_ref=from_ref, layer_dirs=[], labels=stable)  # FROM + the stable labels
-    chunks, total, _ = _context(head, [])
-    labelled = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=None,
-                             nocache=options.no_cache, what="model image (labels)", show_progress=False, made=made)
+    chunks, total, _ = build_context(head, [])
+    labelled = _docker.build(client, chunked(chunks), total=total, tag=None, labels=None,
+                             nocache=request.no_cache, what="model image (labels)", show_progress=False, made=made)
     bytes_sent += labelled.bytes_sent
     dockerfile = render.render_model(resolved.release.family, from_ref=labelled.image_id,
                                      config_dir=f"{CONTEXT_LAYERS}/{config_layer.name}", env=resolved.recipe.env,
                                      labels=dependent)
-    chunks, total, _ = _context(dockerfile, [config_layer])
-    out = _docker.build(client, _chunked(chunks), total=total, tag=None, labels=None,
-                        nocache=options.no_cache, what="model image", show_progress=options.progress, made=made)
+    chunks, total, _ = build_context(dockerfile, [config_layer])
+    out = _docker.build(client, chunked(chunks), total=total, tag=None, labels=None,
+                        nocache=request.no_cache, what="model image", show_progress=request.progress, made=made)
     bytes_sent += out.bytes_sent
     if out.cached_steps or labelled.cached_steps:
         hits.append(f"build-steps:{out.cached_steps + labelled.cached_steps}/{out.steps + labelled.steps}")
     return out.image_id, bytes_sent, artifacts_ref, artifacts_reused
+
+
+__all__ = ["ARTIFACTS_REPO", "assemble", "build_context", "check_tags", "chunked", "image_id", "remove_made",
+           "tag_image"]

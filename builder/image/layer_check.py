@@ -1,7 +1,7 @@
 """Validation of a baked model against the layer limits (rule ids ``layer-size``, ``layer-budget``).
 
 Run by ``builder.validation`` when the model is local or already cached, like the hardware fit: only
-``stat`` (the same file list the assemblers plan from, ``builder.image.layers``), nothing read. A file
+``stat`` (the same file list the assemblers plan from, ``builder.assembly.layers``), nothing read. A file
 larger than one layer may hold cannot be baked at all, so it is an error at the recipe's model line
 before any fetch, compile or upload; the build's own plan raises the same error for a model that was
 not local when validated.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder.diagnostics import BuilderError, Diagnostic
-from builder.image import layers as L
+from builder.assembly import layers as L
 from builder.recipe.loader import LoadedRecipe
 
 LAYER_SIZE = "layer-size"

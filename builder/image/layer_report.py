@@ -1,6 +1,6 @@
 """``lmi-build inspect RECIPE --layers``: the image's layer plan before anything is read or built.
 
-The same plan the assemblers make (``builder.image.layers.plan_groups``), from ``stat`` alone: no file
+The same plan the assemblers make (``builder.assembly.layers.plan_groups``), from ``stat`` alone: no file
 is hashed, read or copied (a cached Hub or S3 model is found as plain ``inspect`` finds it: through the
 cache's snapshot folder of links). The base's layer count comes from the local
 Docker engine when it has the base image, else from the newest build record of this recipe that
@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from builder.diagnostics import BuilderError
-from builder.image import layers as L
+from builder.assembly import layers as L
 
 STAGE = "inspect"
 

@@ -42,7 +42,7 @@ class ModelPlan:
         from builder.publish.s3_layout import layout_for_build
 
         if self.artifacts is None:  # bake false: serving.properties (with model_id) and handler files only
-            from builder.image.bake import config_files
+            from builder.assembly.files import config_files
 
             return [LayoutFile(name=n, size=len(b), sha256=hashlib.sha256(b).hexdigest(), data=b, kind="config")
                     for n, b in sorted(config_files(self.resolved, self.extra_files).items())]

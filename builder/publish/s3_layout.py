@@ -2,8 +2,8 @@
 image, uncompressed (reference/lmi-runtime.md §13; the seed guide: ``serving.properties`` "alongside
 your model artifacts (under the same prefix)" with ``option.model_id`` left out).
 
-The layout is the bake stage's own plan (``builder.image.layers.plan_sources`` and
-``builder.image.bake.config_files``), so an S3 prefix and a model image hold the same files with the
+The layout is the bake stage's own plan (``builder.assembly.layers.plan_sources`` and
+``builder.assembly.files.config_files``), so an S3 prefix and a model image hold the same files with the
 same bytes: model files, compiled artifacts replacing same-named model files, then
 ``serving.properties`` and the handler files.
 """
@@ -46,8 +46,8 @@ def layout_for_build(resolved, *, model_dir: Path | None, compiled_dir: Path | N
                      extra_files: dict[str, Path], known_sha256: dict[str, str] | None = None) -> list[LayoutFile]:
     """The prefix's files for a build. ``known_sha256``: digests the artifact cache already has for
     ``model_dir``'s files (name -> sha256), so a 1 GiB model is not read again only to be compared."""
-    from builder.image.bake import config_files
-    from builder.image.layers import plan_sources
+    from builder.assembly.files import config_files
+    from builder.assembly.layers import plan_sources
 
     check_properties(resolved.properties)
     if model_dir is None:

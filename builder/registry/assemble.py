@@ -4,7 +4,7 @@ Steps (containers-and-registries.md §9.3, generalised): read the base's manifes
 digest; check that the chosen manifest format can carry the base's layers and suits the target
 (before any upload); get every base blob into the target repository (skip / cross-repo mount /
 stream registry to registry); upload our layers (gzip, weights shards, compiled, config last, from
-``builder.image.layers``, the same plan the Docker bake uses); upload the derived config; PUT the
+``builder.assembly.layers``, the same plan the Docker bake uses); upload the derived config; PUT the
 manifest **by digest** (no tag moves here: publishing is a separate, verified tag move).
 Manifest: Docker v2 schema 2 by default, OCI on request (``builder.registry.manifest``).
 """
@@ -20,15 +20,16 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from builder import __version__, console
+from builder.assembly import identity as _identity
+from builder.assembly.digests import FileDigestCache
+from builder.assembly.files import config_files as _config_files
+from builder.assembly.labels import model_labels
+from builder.assembly.layers import Layer, plan_layers
+from builder.assembly.request import AssembledImage, AssemblyRequest, BaseInfo, LayerInfo
 from builder.diagnostics import BuilderError, UsageError
-from builder.image import identity as _identity
-from builder.image.bake import config_files as _config_files
-from builder.image.digests import FileDigestCache
-from builder.image.layers import Layer, plan_layers
-from builder.image.metadata import model_labels
 from builder.paths import cache_dir as _default_cache_dir
 from builder.registry import reference
 from builder.registry.client import (
@@ -37,7 +38,6 @@ from builder.registry.client import (
     OCI_INDEX,
     OCI_MANIFEST,
     RegistryClient,
-    RegistryCredentials,
     is_loopback,
 )
 from builder.registry.imageconfig import EPOCH, build_config
@@ -52,7 +52,6 @@ from builder.registry.layerblobs import (
     layer_key,
 )
 from builder.registry.manifest import (
-    DEFAULT_FORMAT,
     MANIFEST_MEDIA,
     OCI_CONFIG,
     UNCOMPRESSED,
@@ -72,33 +71,6 @@ from builder.registry.transfer import (
 )
 
 STAGE = "assemble"
-
-
-class LayerResult(BaseModel):
-    name: str
-    kind: str  # "base" | "weights" | "compiled" | "config"
-    digest: str
-    size: int
-    uploaded: bool = False
-    mounted: bool = False
-    skipped: bool = False
-    bytes_uploaded: int = 0
-    resumed: int = 0  # times an interrupted upload went on where the registry stood
-    restarted: int = 0  # times it began again in a new session
-
-
-class AssembleResult(BaseModel):
-    reference: str  # HOST/REPO@sha256:... (pinned)
-    digest: str
-    media_type: str  # of the manifest (Docker v2 schema 2 or OCI)
-    repository: str  # HOST/REPO
-    base: dict[str, str]  # reference, manifest digest, platform
-    config_digest: str
-    layers: list[LayerResult]
-    bytes_uploaded: int
-    inputs: dict[str, Any] = Field(default_factory=dict)  # everything the digest depends on
-    identity: _identity.ImageIdentity | None = None  # the default publish tag's digest (builder.image.identity)
-    seconds: float
 
 
 class BaseImage(BaseModel):
@@ -165,14 +137,14 @@ def check_base_layers(fmt: ManifestFormat, base_img: BaseImage) -> None:
 
 
 def _push_layer(target: RegistryClient, repo: str, layer: Layer, memo: LayerMemo,
-                compression: Compression, stop: threading.Event | None = None) -> tuple[LayerBlob, LayerResult]:
+                compression: Compression, stop: threading.Event | None = None) -> tuple[LayerBlob, LayerInfo]:
     key = layer_key(layer, compression)
     known = memo.get(key)
     start = time.monotonic()
     if known is not None and target.blob_size(repo, known.digest) is not None:
         console.info(f"  {layer.name}: skipped (unchanged, in registry, {human(known.size)})")
-        return known, LayerResult(name=layer.name, kind=layer.kind, digest=known.digest, size=known.size,
-                                  skipped=True)
+        return known, LayerInfo(name=layer.name, kind=layer.kind, digest=known.digest, size=known.size,
+                                files=len(layer.files), skipped=True)
     ticker = Ticker(layer.name, layer.size)
     streams: list[LayerStream] = []
 
@@ -191,8 +163,9 @@ def _push_layer(target: RegistryClient, repo: str, layer: Layer, memo: LayerMemo
     # only now, after the registry's PUT ?digest= said 201: a layer is never remembered half-sent
     memo.put(key, blob)
     console.info(f"  {layer.name}: uploaded {human(done.sent)} in {time.monotonic() - start:.1f} s")
-    return blob, LayerResult(name=layer.name, kind=layer.kind, digest=blob.digest, size=blob.size, uploaded=True,
-                             bytes_uploaded=done.sent, resumed=done.resumed, restarted=done.restarted)
+    return blob, LayerInfo(name=layer.name, kind=layer.kind, digest=blob.digest, size=blob.size,
+                           files=len(layer.files), uploaded=True, bytes_uploaded=done.sent, resumed=done.resumed,
+                           restarted=done.restarted)
 
 
 class _Background:
@@ -220,7 +193,7 @@ class _Background:
 
 
 def _push_layers(target: RegistryClient, repo: str, layers: list[Layer], memo: LayerMemo,
-                 compression: Compression, workers: int) -> list[tuple[LayerBlob, LayerResult]]:
+                 compression: Compression, workers: int) -> list[tuple[LayerBlob, LayerInfo]]:
     """Upload ``layers``, up to ``workers`` at once, results in plan order. The first failure (or a
     Ctrl-C in the calling thread) stops the others: each cancels its upload session, and nothing
     after this (config, manifest) happens, so no tag or manifest refers to a half-sent layer."""
@@ -246,58 +219,57 @@ def _push_layers(target: RegistryClient, repo: str, layers: list[Layer], memo: L
         pool.shutdown(wait=True)  # no upload thread outlives the build
 
 
-def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_dir: Path | None,
-                         compiled_dir: Path | None, extra_files: dict[str, Path],
-                         credentials: RegistryCredentials | None, cache_dir: Path | None,
-                         base_credentials: RegistryCredentials | None = None,
-                         labels: dict[str, str] | None = None, env: dict[str, str] | None = None,
-                         model_digest: str | None = None, compile_labels: dict[str, Any] | None = None,
-                         compile_key: str | None = None, recipe_file: Path | None = None, created: str | None = None,
-                         compression: Compression = "gzip", platform: str = "linux/amd64",
-                         split_threshold: int = 256 << 20,
-                         manifest_format: ManifestFormat = DEFAULT_FORMAT,
-                         workers: int | None = None) -> AssembleResult:
-    """Assemble ``resolved``'s image in ``registry`` (``HOST/REPO``) on top of ``base_ref``.
+def assemble(request: AssemblyRequest) -> AssembledImage:
+    """The registry assembler (``builder.assembly.ASSEMBLERS["registry"]``): ``request.resolved``'s image
+    assembled in ``request.registry`` (``HOST/REPO``) on top of ``request.base_image`` (a registry
+    reference), stored by digest; no tag is moved here (publishing moves tags).
 
     ``manifest_format``: ``docker`` (v2 schema 2, gzip layers: what SageMaker, containerd and Docker
     all accept) or ``oci``; refused before any upload when the target (``ml.*``: SageMaker) or the
     base's layer types cannot honour it (``builder.registry.manifest``).
 
-    ``labels`` default to the Docker bake's (``builder.image.metadata.model_labels``, same arguments),
-    ``env`` to the recipe's ``env:`` (added to the base's Env, ours win), so both assemblers agree.
+    Labels are the Docker bake's (``builder.assembly.labels.model_labels``, same arguments), the env
+    the recipe's ``env:`` (added to the base's Env, ours win), so both assemblers agree.
     ``base_credentials`` for a base in another registry (default: ``credentials`` when same host).
     ``workers``: layers uploaded at once (default ``LMI_BUILD_UPLOAD_WORKERS``, else from the core
     count and whether the registry is on this host: ``builder.registry.transfer.upload_workers``)."""
+    resolved = request.resolved
+    if not request.registry:
+        raise UsageError("the registry assembler needs a target registry (--registry HOST[:PORT]/REPO)")
+    if not request.base_image:
+        raise UsageError("the registry assembler needs a base image in a registry (--base-image HOST/REPO@DIGEST)")
+    base_ref = request.base_image
+    compression, platform, manifest_format = request.compression, request.platform, request.manifest_format
     start = time.monotonic()
-    target_ref = reference.parse(registry, what="--registry", allow_tag=False)
+    target_ref = reference.parse(request.registry, what="--registry", allow_tag=False)
     base = reference.parse(base_ref, what="base image")
     if base.digest is None:
         console.warn(f"base {base_ref} is not pinned by digest; pinning what its tag points at now")
-    target = RegistryClient(target_ref.host, credentials, stage=STAGE)
+    target = RegistryClient(target_ref.host, request.credentials, stage=STAGE)
     same_host = base.host == target_ref.host
-    source = target if same_host else RegistryClient(base.host, base_credentials, stage=STAGE)
+    source = target if same_host else RegistryClient(base.host, request.base_credentials, stage=STAGE)
     repo = target_ref.repo
 
     instance_type = getattr(getattr(getattr(resolved, "recipe", None), "target", None), "instance_type", None)
     check_target(manifest_format, compression, instance_type)
-    workers = upload_workers(workers, loopback=is_loopback(target_ref.host))
+    workers = upload_workers(request.workers, loopback=is_loopback(target_ref.host))
     console.step(f"assemble in {target_ref.name} (base {base_ref}, {manifest_format} manifest, no Docker daemon)")
     base_img = read_base(source, base, platform)
     check_base_layers(manifest_format, base_img)
     target.ping()
 
     # the default cache (not None): without it every run re-reads and re-uploads the model layers
-    cache_dir = _default_cache_dir(cache_dir)
+    cache_dir = _default_cache_dir(request.cache_dir)
     with tempfile.TemporaryDirectory(prefix="lmi-assemble-") as tmp:
         blob_dir = Path(cache_dir) / "image" / "blobs" if cache_dir is not None else Path(tmp)
-        config_bytes = _config_files(resolved, extra_files)
-        layers = plan_layers(model_dir, compiled_dir, config_bytes, split_threshold=split_threshold,
+        config_bytes = _config_files(resolved, request.extra_files)
+        layers = plan_layers(request.model_dir, None, config_bytes, split_threshold=request.split_threshold,
                              blob_dir=blob_dir, base_layers=len(base_img.layers))
         digests = FileDigestCache(Path(cache_dir))  # the fetch stage's memo: stat only, no re-read
 
         def identify() -> _identity.ImageIdentity:
             found = _identity.for_layers(resolved, base_digest=base_img.digest, layers=layers, config=config_bytes,
-                                         digests=digests, compile_key=compile_key)
+                                         digests=digests, compile_key=request.compile_key)
             digests.save()
             return found
 
@@ -305,23 +277,21 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
         # the uploads, not before them (only the config's labels need it)
         identity = _Background(identify, "lmi-identity")
         memo = LayerMemo(cache_dir)
-        results: list[LayerResult] = []
+        results: list[LayerInfo] = []
         for i, desc in enumerate(base_img.layers):
             out = ensure_base_blob(target, repo, source, base.repo, desc["digest"], int(desc["size"]), f"base-{i}")
-            results.append(LayerResult(name=f"base-{i}", kind="base", digest=desc["digest"], size=int(desc["size"]),
-                                       uploaded=out.uploaded, mounted=out.mounted, skipped=out.skipped,
-                                       bytes_uploaded=out.bytes_moved))
+            results.append(LayerInfo(name=f"base-{i}", kind="base", digest=desc["digest"], size=int(desc["size"]),
+                                     uploaded=out.uploaded, mounted=out.mounted, skipped=out.skipped,
+                                     bytes_uploaded=out.bytes_moved))
         pushed = _push_layers(target, repo, layers, memo, compression, workers)
         ours: list[tuple[Layer, LayerBlob]] = [(layer, blob) for layer, (blob, _) in zip(layers, pushed, strict=True)]
         results += [res for _, res in pushed]
         ident = identity.result()
 
-    if labels is None:
-        labels = model_labels(resolved, base_ref=str(base), base_digest=base_img.digest, model_digest=model_digest,
-                              compile_labels=compile_labels, compiled=compiled_dir is not None,
-                              recipe_file=recipe_file, created=created, identity=ident)
-    image_labels = dict(labels)
-    image_env = dict(env if env is not None else (getattr(resolved.recipe, "env", None) or {}))
+    image_labels = model_labels(resolved, base_ref=str(base), base_digest=base_img.digest,
+                                model_digest=request.model_digest, compile_labels=request.compile_labels,
+                                recipe_file=request.recipe_file, created=request.created, identity=ident)
+    image_env = dict(resolved.recipe.env or {})
     config = build_config(base_img.config, ours, labels=image_labels, env=image_env)
     config_blob = canonical_json(config)
     config_digest = "sha256:" + hashlib.sha256(config_blob).hexdigest()
@@ -358,11 +328,12 @@ def assemble_in_registry(resolved: Any, *, registry: str, base_ref: str, model_d
         "labels": image_labels,
         "env": image_env,
     }
-    return AssembleResult(reference=pinned, digest=digest, media_type=MANIFEST_MEDIA[manifest_format],
-                          repository=target_ref.name,
-                          base={"reference": str(base), "digest": base_img.digest, "platform": platform},
-                          config_digest=config_digest, layers=results, bytes_uploaded=total, inputs=inputs,
-                          identity=ident, seconds=seconds)
+    return AssembledImage(assembler="registry", reference=pinned, image_id=config_digest, identity=ident,
+                          base=BaseInfo(reference=str(base), digest=base_img.digest,
+                                        pin="digest" if base.digest else "tag", platform=platform),
+                          layers=results, bytes_sent=total, reused=not any(r.uploaded for r in results),
+                          seconds=seconds, digest=digest, media_type=MANIFEST_MEDIA[manifest_format],
+                          repository=target_ref.name, inputs=inputs)
 
 
-__all__ = ["OCI_CONFIG", "AssembleResult", "LayerResult", "assemble_in_registry", "read_base"]
+__all__ = ["OCI_CONFIG", "assemble", "check_target", "read_base"]

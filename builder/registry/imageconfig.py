@@ -13,7 +13,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from builder.image.layers import Layer
+from builder.assembly.layers import Layer
 from builder.registry.layerblobs import LayerBlob
 
 EPOCH = "1970-01-01T00:00:00Z"

@@ -1,6 +1,6 @@
 """Layer blobs for registry assembly: streamed straight from the source files into the upload.
 
-The tar bytes come from ``builder.image.layers`` (the same deterministic tars the Docker bake uses).
+The tar bytes come from ``builder.assembly.layers`` (the same deterministic tars the Docker bake uses).
 A layer's digest is remembered under a key made of every entry's name, mode, size and the source
 file's identity (path, size, mtime_ns, inode), so an unchanged layer is recognised by ``stat`` alone:
 a config-only rebuild reads no weight bytes at all (DESIGN.md "Performance facts").
@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from builder.image.layers import CHUNK, Layer, iter_entries_tar, layer_items, tar_header
+from builder.assembly.layers import CHUNK, Layer, iter_entries_tar, layer_items, tar_header
 
 Compression = Literal["gzip", "none"]
 FORMAT = "registry-layer-v1"

@@ -1,4 +1,4 @@
-"""The image identity digest (builder/image/identity.py): every input changes it, the same inputs give
+"""The image identity digest (builder/assembly/identity.py): every input changes it, the same inputs give
 the same value, and the order files are listed in or split into layers does not."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from builder import labels as L
-from builder.image import identity
-from builder.image.digests import FileDigestCache
-from builder.image.layers import plan_layers
-from builder.image.metadata import model_labels, split_labels
+from builder.assembly import identity
+from builder.assembly.digests import FileDigestCache
+from builder.assembly.labels import model_labels
+from builder.assembly.layers import plan_layers
+from builder.image.metadata import split_labels
 from builder.lmi.resolve import resolve
 from builder.publish.tags import default_tag
 from builder.recipe.model import Recipe
@@ -115,7 +116,7 @@ def test_labels_carry_the_identity_and_change_with_it(tmp_path):
     resolved = resolve(_recipe())
     ident = _identity(tmp_path, resolved=resolved)
     labels = model_labels(resolved, base_ref="b", base_digest=BASE, model_digest=None, compile_labels=None,
-                          compiled=False, recipe_file=None, created=None, identity=ident)
+                          recipe_file=None, created=None, identity=ident)
     assert labels[L.INPUTS_DIGEST] == ident.digest
     assert identity.ImageInputs.model_validate_json(labels[L.INPUTS_JSON]) == ident.inputs
     assert labels["org.opencontainers.image.version"] == ident.digest[7:19]

@@ -1,4 +1,4 @@
-"""Layer plan and deterministic layer tars (builder/image/layers.py), file digest cache."""
+"""Layer plan and deterministic layer tars (builder/assembly/layers.py), file digest cache."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from builder.assembly.digests import FileDigestCache, layer_content_digest
+from builder.assembly.layers import Layer, plan_layers, write_layer_tar
 from builder.diagnostics import BuilderError
-from builder.image.digests import FileDigestCache, layer_content_digest
-from builder.image.layers import Layer, plan_layers, write_layer_tar
 
 MiB = 1 << 20
 

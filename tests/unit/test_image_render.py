@@ -1,4 +1,4 @@
-"""Dockerfile templates, lint, escaping of recipe strings, labels (builder/image/render.py, metadata.py)."""
+"""Dockerfile templates, lint, escaping of recipe strings, labels (builder/image/render.py, builder/assembly/labels.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import re
 import pytest
 
 from builder import labels as L
+from builder.assembly import labels as image_labels
 from builder.diagnostics import BuilderError
-from builder.image import metadata, render
+from builder.image import render
 from builder.lmi.properties import dumps, loads
 from builder.lmi.resolve import resolve
 from builder.recipe.model import Recipe
@@ -145,21 +146,21 @@ def test_properties_values_cannot_add_keys(value):
 def test_labels_carry_strings_verbatim(value):
     recipe = _recipe(description=value, smoke={"prompt": value})
     resolved = resolve(recipe)
-    out = metadata.model_labels(resolved, base_ref="r@sha256:" + "a" * 64, base_digest="sha256:" + "a" * 64,
-                                model_digest="sha256:" + "d" * 64, compile_labels=None, compiled=False,
+    out = image_labels.model_labels(resolved, base_ref="r@sha256:" + "a" * 64, base_digest="sha256:" + "a" * 64,
+                                model_digest="sha256:" + "d" * 64, compile_labels=None,
                                 recipe_file=None, created=None)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in out.items())
     assert json.loads(out[L.RECIPE_JSON]) == json.loads(json.dumps(resolved.to_json()))
     assert json.loads(out[L.SMOKE])["prompt"] == value
     assert json.loads(out[L.SMOKE])["model_loading_timeout"] == int(resolved.properties["option.model_loading_timeout"])
     assert out[L.ROLE] == "model" and out[L.MANAGED] == "true" and out[L.DEV_RUNTIME] == "true"
-    assert out["org.opencontainers.image.created"] == metadata.EPOCH  # deterministic: no clock
+    assert out["org.opencontainers.image.created"] == image_labels.EPOCH  # deterministic: no clock
     assert out[L.RECIPE_HASH] == resolved.recipe_hash and L.COMPILE not in out
 
 
 def test_created_from_source_date_epoch(monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    assert metadata.provenance(None, None, "h")["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
+    assert image_labels.provenance(None, None, "h")["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
 
 
 def test_created_from_recipe_git_commit(tmp_path, monkeypatch):
@@ -173,8 +174,8 @@ def test_created_from_recipe_git_commit(tmp_path, monkeypatch):
            "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     for args in (["init", "-q"], ["add", "r.yaml"], ["commit", "-q", "-m", "r"]):
         subprocess.run(["git", *args], cwd=tmp_path, env=env, check=True)
-    out = metadata.provenance(recipe, None, "h")
+    out = image_labels.provenance(recipe, None, "h")
     assert out["org.opencontainers.image.created"] == "2024-01-02T03:04:05Z"
     assert re.fullmatch(r"[0-9a-f]{40}", out["org.opencontainers.image.revision"])
     recipe.write_text("name: y\n")  # uncommitted edit: no git provenance claimed
-    assert metadata.provenance(recipe, None, "h")["org.opencontainers.image.revision"] == "recipe-sha256:h"
+    assert image_labels.provenance(recipe, None, "h")["org.opencontainers.image.revision"] == "recipe-sha256:h"

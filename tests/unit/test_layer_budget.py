@@ -1,4 +1,4 @@
-"""Layer budget (builder/image/layers.py): grouping within the overlay's layer limit and ECR's layer size."""
+"""Layer budget (builder/assembly/layers.py): grouping within the overlay's layer limit and ECR's layer size."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.image.layers import (
+from builder.assembly.layers import (
     MAX_LAYER_BYTES,
     MIN_OWN_LAYERS,
     OVERLAY_MAX_LAYERS,

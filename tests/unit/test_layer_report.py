@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from builder.assembly.layers import MAX_LAYER_BYTES, RESERVED_BASE_LAYERS, TOTAL_LAYERS
 from builder.cli import main
 from builder.image import layer_report
-from builder.image.layers import MAX_LAYER_BYTES, RESERVED_BASE_LAYERS, TOTAL_LAYERS
 from builder.validation import validate_path
 
 HANDLER = "def handle(inputs):\n    return None\n"

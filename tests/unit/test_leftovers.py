@@ -86,7 +86,7 @@ def test_digest_memo_on_a_full_disk_leaves_no_temporary(tmp_path: Path, full_dis
 def test_ledger_blob_and_manifest_writers_leave_no_temporary(tmp_path: Path, full_disk) -> None:
     from builder import ledger
     from builder.artifacts.cache import ArtifactCache, Manifest
-    from builder.image.layers import write_blob
+    from builder.assembly.layers import write_blob
 
     cache = tmp_path / "cache"
     full_disk()

@@ -12,8 +12,8 @@ import zlib
 
 import pytest
 
+from builder.assembly.layers import plan_layers
 from builder.diagnostics import BuilderError, UsageError
-from builder.image.layers import plan_layers
 from builder.registry.assemble import BaseImage, check_base_layers, check_target
 from builder.registry.imageconfig import build_config
 from builder.registry.layerblobs import LayerStream, StoredGzip, canonical_json

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
+from builder.assembly.layers import plan_layers
 from builder.diagnostics import BuilderError
-from builder.image.layers import plan_layers
 from builder.registry.client import RegistryClient
 from builder.registry.layerblobs import LayerStream, StoredGzip
 from builder.registry.transfer import Prefetch, Stopped, _skip, resumable_upload, upload_workers

@@ -8,8 +8,8 @@ import tarfile
 
 import pytest
 
+from builder.assembly.layers import plan_layers
 from builder.diagnostics import UsageError
-from builder.image.layers import plan_layers
 from builder.registry.imageconfig import EPOCH, build_config
 from builder.registry.layerblobs import LayerStream, layer_key
 from builder.registry.reference import parse

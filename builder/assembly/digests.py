@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 
 from builder.artifacts.hashing import MEMO_FILE, DigestMemo
-from builder.image.layers import Layer
+from builder.assembly.layers import Layer
 
 
 class FileDigestCache(DigestMemo):

@@ -21,13 +21,13 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 
 from builder import __version__
-from builder.image.layers import Layer
+from builder.assembly.layers import Layer
 
 FORMAT = "image-identity-v1"
 
 
 class _Digests(Protocol):
-    def digest(self, path) -> str: ...  # "sha256:<hex>" (builder.image.digests.FileDigestCache)
+    def digest(self, path) -> str: ...  # "sha256:<hex>" (builder.assembly.digests.FileDigestCache)
 
 
 class ImageInputs(BaseModel):
