@@ -36,12 +36,12 @@ import base64
 import hashlib
 import os
 import re
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from urllib3.util.retry import Retry
 
 from builder import console
 from builder.credentials import Credentials
@@ -66,6 +66,52 @@ PART_ENV = "LMI_BUILD_UPLOAD_PART_MIB"
 
 # the one credential model (builder.credentials); the old name stays for the assemblers' signatures
 RegistryCredentials = Credentials
+
+
+class ReadRetry(Retry):
+    """urllib3's ``Retry`` for the registry's idempotent reads: a connection error, a read timeout or a
+    5xx answer to GET/HEAD is retried, ``READ_ATTEMPTS`` in all, after ``RETRY_BACKOFF_S * 2**n``.
+    Nothing else is retried here: an upload (POST/PATCH/PUT with a streamed body) is resumed by
+    builder.registry.transfer, never re-sent by the HTTP layer. No retry starts once the operation's
+    deadline has passed (builder.registry.deadlines), and a ``Retry-After`` is not obeyed (it could be
+    longer than the deadline)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("total", READ_ATTEMPTS - 1)
+        kwargs.setdefault("allowed_methods", frozenset({"GET", "HEAD"}))
+        kwargs.setdefault("status_forcelist", frozenset(range(500, 600)))
+        kwargs.setdefault("raise_on_status", False)  # the last 5xx answer goes back to the caller
+        kwargs.setdefault("respect_retry_after_header", False)
+        kwargs.setdefault("redirect", False)  # requests follows redirects itself
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def _expired() -> bool:
+        watch = deadlines.current()
+        return watch is not None and watch.expired()
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        return not self._expired() and super().is_retry(method, status_code, has_retry_after)
+
+    def increment(self, method=None, url=None, *args, **kwargs):
+        if (method or "").upper() not in (self.allowed_methods or ()) or self._expired():
+            # urllib3 would retry a failed connect of any method: not an upload's, and not past the deadline
+            return super(ReadRetry, self.new(total=0)).increment(method, url, *args, **kwargs)
+        return super().increment(method, url, *args, **kwargs)
+
+    def get_backoff_time(self) -> float:
+        errors = len([h for h in self.history if h.redirect_location is None])
+        return RETRY_BACKOFF_S * 2 ** (errors - 1) if errors else 0.0
+
+
+def install_read_retry(session: requests.Session) -> None:
+    """Every HTTP adapter of ``session`` retries reads with ``ReadRetry`` (a test double without
+    adapters keeps single attempts)."""
+    from requests.adapters import HTTPAdapter
+
+    for adapter in getattr(session, "adapters", {}).values():
+        if isinstance(adapter, HTTPAdapter):
+            adapter.max_retries = ReadRetry()
 
 
 def is_loopback(host: str) -> bool:
@@ -198,6 +244,7 @@ class RegistryClient:
         # every request of one operation runs under an overall deadline (builder.registry.deadlines)
         self.budget = deadlines.NetBudget.from_env()
         deadlines.install(self.session)
+        install_read_retry(self.session)
         self._sent: dict[str, int] = {}  # upload session path -> bytes PATCHed into it
         self.url = base_url(host)
         self._auth: dict[str, str] = {}  # scope (or "basic") -> Authorization header value
@@ -293,24 +340,11 @@ class RegistryClient:
     def _attempts(self, watch: deadlines.Watch, method: str, path: str, *, headers: dict[str, str] | None,
                   data: object, params: dict[str, str] | None, stream: bool,
                   retry_auth: bool) -> requests.Response:
-        attempts = READ_ATTEMPTS if method in ("GET", "HEAD") and data is None else 1
-        for attempt in range(attempts):
-            last = attempt + 1 == attempts
-            if watch.expired():
-                raise self._deadline_error(watch, method, path)
-            try:
-                resp = self._request_once(method, path, headers=headers, data=data, params=params,
-                                          stream=stream, retry_auth=retry_auth)
-            except BuilderError as exc:
-                if last or not getattr(exc, "transient", False):
-                    raise
-            else:
-                if resp.status_code < 500 or last:
-                    return resp
-                resp.close()
-            self.session.close()  # drop pooled connections that may be stale
-            time.sleep(RETRY_BACKOFF_S * 2 ** attempt)
-        raise AssertionError("unreachable")
+        # the retries of reads happen below, in urllib3 (ReadRetry, installed on the session)
+        if watch.expired():
+            raise self._deadline_error(watch, method, path)
+        return self._request_once(method, path, headers=headers, data=data, params=params, stream=stream,
+                                  retry_auth=retry_auth)
 
     def _request_once(self, method: str, path: str, *, headers: dict[str, str] | None, data: object,
                       params: dict[str, str] | None, stream: bool, retry_auth: bool) -> requests.Response:
