@@ -8,15 +8,26 @@ The rules need only the recipe and the catalog; the hardware fit also needs the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.diagnostics import BuilderError, Diagnostic, Location, has_errors
 from builder.recipe import LoadedRecipe, load_recipe
 
+if TYPE_CHECKING:
+    from builder.lmi.resolve import Resolved
+
 
 def validate_loaded(loaded: LoadedRecipe, *, with_fit: bool = True, cache_dir: Path | None = None) -> list[Diagnostic]:
+    return check(loaded, with_fit=with_fit, cache_dir=cache_dir)[0]
+
+
+def check(loaded: LoadedRecipe, *, with_fit: bool = True,
+          cache_dir: Path | None = None) -> tuple[list[Diagnostic], Resolved | None]:
+    """The diagnostics, and the recipe resolved when the rules pass: the build's one resolution (its
+    validate stage hands this value forward instead of resolving again)."""
     diags = list(loaded.diagnostics)
     if loaded.recipe is None or has_errors(diags):
-        return diags
+        return diags, None
     from builder.lmi.rules import validate as run_rules
 
     diags = run_rules(loaded)
@@ -25,13 +36,13 @@ def validate_loaded(loaded: LoadedRecipe, *, with_fit: bool = True, cache_dir: P
 
         diags += cached_diagnostics(loaded, cache_dir)
     if has_errors(diags):
-        return diags
+        return diags, None
     from builder.lmi.resolve import resolve
 
     try:
         resolved = resolve(loaded.recipe)
     except BuilderError as exc:
-        return diags + [loaded.at((), "resolve", str(exc))]
+        return diags + [loaded.at((), "resolve", str(exc))], None
     from builder.compile.settings import compile_diagnostics
 
     seen = {(d.rule, d.path) for d in diags}
@@ -44,7 +55,7 @@ def validate_loaded(loaded: LoadedRecipe, *, with_fit: bool = True, cache_dir: P
         from builder.image.layer_check import layer_diagnostics
 
         diags += layer_diagnostics(loaded, cache_dir)
-    return diags
+    return diags, resolved
 
 
 def validate_path(path: str | Path, **kwargs) -> tuple[LoadedRecipe, list[Diagnostic]]:

@@ -59,7 +59,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.pipeline import BuildOptions, run_build
+    from builder.options import BuildOptions
+    from builder.pipeline import run_build
 
     opts = BuildOptions(
         recipe=args.recipe, report=args.report, cache_dir=args.cache_dir, base_image=args.base_image,
@@ -69,17 +70,9 @@ def run(args: argparse.Namespace) -> int:
         compile_executor=args.compile_executor, cache_remote=args.cache_remote,
         skip_smoke=args.skip_smoke, allow_dev_runtime=args.allow_dev_runtime, lmi_check=args.lmi_check,
         s3=args.s3, s3_prune=args.s3_prune)
-    from builder.multi import is_multi_file
-
-    if is_multi_file(args.recipe):  # top-level models: (docs/multi-model.md)
-        from builder.multi.pipeline import run_multi_build
-
-        record = run_multi_build(opts)
-    else:
-        record = run_build(opts)
+    record = run_build(opts)  # a recipe with top-level models: runs the multi-model stages (docs/multi-model.md)
     # stdout carries one machine-readable line: the image reference (pinned when assembled in a registry)
-    # (a docker image's reference is its local id: the tag <name>:<digest12> is what a user types)
-    pinned = record.image.get("reference") if record.image.get("assembler") == "registry" else None
-    ref = pinned or (record.image.get("tags") or [record.image.get("image_id", "")])[0]
+    image = record.image
+    ref = image["reference"] if image.get("assembler") == "registry" else (image.get("tags") or [image.get("image_id", "")])[0]
     sys.stdout.write(f"{ref}\n")
     return 0

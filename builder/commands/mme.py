@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if has_errors(diags) or loaded.recipe is None:
         raise DiagnosticError(diags, stage="mme")
     plans = plan_models(loaded)
-    fetch(plans, cache_dir=args.cache_dir)
+    plans = fetch(plans, cache_dir=args.cache_dir)
     out = mme_output(plans, args.output, s3_uri=args.s3)
     sys.stdout.write(json.dumps(out.model_dump(mode="json"), indent=2) + "\n")
     return 0

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from builder.diagnostics import BuilderError
 from builder.assembly import layers as L
+from builder.diagnostics import BuilderError
 
 STAGE = "inspect"
 
@@ -48,11 +48,10 @@ class LayerPlanReport(BaseModel):
 
 def _engine_layers(ref: str) -> int | None:
     """The base's layer count from the local engine, never pulling; None when it or the image is absent."""
-    try:
-        import docker
+    from builder.engine import docker_client
 
-        client = docker.from_env(timeout=5)
-        attrs = client.api.inspect_image(ref)
+    try:
+        attrs = docker_client("plan", timeout=5).api.inspect_image(ref)
     except Exception:  # no engine, no such image, no SDK: the count is simply not known here
         return None
     return len((attrs.get("RootFS") or {}).get("Layers") or [])
@@ -100,7 +99,7 @@ def base_layer_count(resolved: Any, recipe_file: Path, cache: Path) -> BaseLayer
 def _config_sizes(resolved: Any, base_dir: Path) -> dict[str, int]:
     """serving.properties as the build renders it, and the handler files' sizes (stat only)."""
     from builder.lmi.properties import dumps
-    from builder.pipeline import _handler_files
+    from builder.recipe.files import handler_files as _handler_files
 
     sizes = {"serving.properties": len(dumps(resolved.properties).encode())}
     for name, src in sorted(_handler_files(resolved.recipe, base_dir).items()):

@@ -27,7 +27,10 @@ DEFAULT_REGION = "us-east-1"
 
 
 class Resolved(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    """Made once per build by ``resolve`` and never changed: a stage that needs other properties (compile's
+    overrides) gets a new value from ``with_properties``."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
     recipe: Recipe
     release: Release
@@ -46,6 +49,15 @@ class Resolved(BaseModel):
 
     def env(self) -> dict[str, str]:
         return env_form(self.properties)
+
+    def with_properties(self, overrides: dict[str, str]) -> Resolved:
+        """A new value whose serving.properties carry ``overrides`` (compile's: load the compiled artifacts
+        instead of compiling again, §11.5). ``recipe_hash`` stays the recipe's: it names what the user wrote
+        and finds the images built from it; the image's own digest (builder.image.identity) covers the
+        properties baked."""
+        if not overrides:
+            return self
+        return self.model_copy(update={"properties": {**self.properties, **overrides}})
 
     def to_json(self) -> dict[str, Any]:
         """The fully resolved recipe (``resolved.json`` and the image label)."""
@@ -124,8 +136,7 @@ def resolve(recipe: Recipe, catalog: Catalog | None = None) -> Resolved:
     resolved = Resolved(recipe=recipe, release=release, instance=instance, region=region, base_image=base_image,
                         properties=props, tensor_parallel_degree=tp, workers=workers, rolling_batch=rolling_batch,
                         engine=engine, entry_point=entry_point, recipe_hash="")
-    resolved.recipe_hash = recipe_hash(resolved)
-    return resolved
+    return resolved.model_copy(update={"recipe_hash": recipe_hash(resolved)})
 
 
 def rolling_batch_of(opts: dict[str, Any], default: str) -> str:

@@ -7,7 +7,7 @@ import gzip
 import hashlib
 import os
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder import console
@@ -21,7 +21,7 @@ GZIP_LEVEL = 6  # fixed: the same zlib at the same level gives the same bytes
 CHUNK = 1 << 20
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelPlan:
     """One model of a multi-model recipe, resolved (and, after ``fetch``, with its files)."""
 
@@ -33,9 +33,9 @@ class ModelPlan:
 
     @property
     def extra_files(self) -> dict[str, Path]:
-        from builder.pipeline import _handler_files  # the single-model rule for handler files, reused
+        from builder.recipe.files import handler_files  # the single-model rule for handler files, reused
 
-        return _handler_files(self.view.recipe, self.view.base_dir)
+        return handler_files(self.view.recipe, self.view.base_dir)
 
     def layout(self) -> list[LayoutFile]:
         """The files of this model's folder, sorted by name (config files included)."""
@@ -65,14 +65,18 @@ def plan_models(loaded: LoadedMulti) -> list[ModelPlan]:
     return plans
 
 
-def fetch(plans: list[ModelPlan], *, cache_dir: Path | None = None, cache_remote: str | None = None) -> None:
+def fetch(plans: list[ModelPlan], *, cache_dir: Path | None = None, cache_remote: str | None = None) -> list[ModelPlan]:
+    """The plans with their fetched files (new values; the plans given are not changed)."""
     from builder.artifacts.sources import fetch_model
 
+    fetched = []
     for plan in plans:
         if plan.view.recipe.model.bake:
             console.step(f"fetch model {plan.name} ({plan.view.recipe.model.source_kind})")
-            plan.artifacts = fetch_model(plan.view.recipe, plan.view.base_dir, cache_dir=cache_dir,
-                                         cache_remote=cache_remote)
+            plan = replace(plan, artifacts=fetch_model(plan.view.recipe, plan.view.base_dir, cache_dir=cache_dir,
+                                                       cache_remote=cache_remote))
+        fetched.append(plan)
+    return fetched
 
 
 # ------------------------------------------------------------------ deterministic tar.gz

@@ -1,12 +1,12 @@
 """The recipe's ``publish:`` section -> targets and tag templates.
 
 Shape: ``{ecr: {account, region, repository, lifecycle_policy?}, registry: "host:port/repo"?,
-tags: [templates]?}``. Accepts a plain dict (or a pydantic model with ``model_dump``) until the typed
-recipe model is wired in.
+tags: [templates]?}``. Accepts the recipe's typed ``publish`` model or the same shape as a plain dict.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -43,29 +43,26 @@ def targets_from_recipe(publish: Any) -> tuple[list[PublishTarget], list[str]]:
     return targets, list(tags)
 
 
-def publish_from_recipe(image_ref: str, recipe: Any, opts: Any, *, smoke_status: str | None = None):
-    """Pipeline entry: targets and tag templates from ``recipe.publish`` plus ``opts.registry``;
-    gate flags and cache from the build options. The smoke ledger, not ``smoke_status``, decides the
-    gate (it survives processes); ``smoke_status`` only sharpens the refusal message."""
+def publish_from_recipe(image_ref: str, recipe: Any, *, registry: str | None = None, skip_smoke: bool = False,
+                        allow_dev_runtime: bool = False, cache_dir: str | Path | None = None,
+                        smoke_status: str | None = None):
+    """The build's publish of a local image: targets and tag templates from ``recipe.publish`` plus
+    ``registry`` (``--registry``). The smoke ledger, not ``smoke_status``, decides the gate (it survives
+    processes); ``smoke_status`` only sharpens the refusal message."""
     from builder.publish.models import PublishOptions
     from builder.publish.publisher import publish_image
 
     targets, templates = targets_from_recipe(getattr(recipe, "publish", None))
-    extra = getattr(opts, "registry", None)
-    if extra and all(t.registry != extra for t in targets):
+    if registry and all(t.registry != registry for t in targets):
         try:
-            targets.append(PublishTarget(registry=extra))
+            targets.append(PublishTarget(registry=registry))
         except ValidationError as exc:
-            raise BuilderError(f"--registry {extra}: {exc.errors()[0]['msg']}", stage="publish") from None
+            raise BuilderError(f"--registry {registry}: {exc.errors()[0]['msg']}", stage="publish") from None
     if not targets:
         raise BuilderError("--push given but the recipe has no publish: section and no --registry",
                            stage="publish", hint="add publish: {ecr: {...}} or registry: to the recipe")
-    cache = getattr(opts, "cache_dir", None)
-    options = PublishOptions(
-        tags=templates, skip_smoke=bool(getattr(opts, "skip_smoke", False)),
-        allow_dev_runtime=bool(getattr(opts, "allow_dev_runtime", False)),
-        cache_dir=str(cache) if cache else None, git_sha=getattr(opts, "git_sha", None),
-        ecr_registry_host=getattr(opts, "registry_host", None))
+    options = PublishOptions(tags=templates, skip_smoke=skip_smoke, allow_dev_runtime=allow_dev_runtime,
+                             cache_dir=str(cache_dir) if cache_dir else None)
     try:
         return publish_image(image_ref, targets, options)
     except BuilderError as exc:

@@ -1,5 +1,5 @@
 """Argument helpers shared by ``smoke``, ``serve`` and ``predict``: an IMAGE argument that may also
-be a recipe file (resolved to the tag it builds, ``builder.pipeline.image_for_recipe``), and
+be a recipe file (resolved to the tag it builds, ``builder.image.lookup.image_for_recipe``), and
 repeatable ``--env KEY=VALUE`` / ``--env KEY`` (the value from lmi-build's own environment, as
 ``docker run -e KEY`` does, so a secret never sits in argv where the process list shows it)."""
 
@@ -44,7 +44,7 @@ def resolve_image(text: str) -> str:
             from builder.multi.image import image_for_multi
 
             return image_for_multi(path)
-        from builder.pipeline import image_for_recipe
+        from builder.image.lookup import image_for_recipe
 
         return image_for_recipe(path)
     return text

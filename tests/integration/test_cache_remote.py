@@ -441,14 +441,15 @@ def test_build_record_says_where_the_compile_came_from(standin_env, tiny_model_d
     from builder.compile import run as compile_run
     from builder.diagnostics import BuilderError
     from builder.image import bake
-    from builder.pipeline import BuildOptions, run_build
+    from builder.options import BuildOptions
+    from builder.pipeline import run_build
 
     monkeypatch.setattr(compile_run, "detect_host", lambda: A10G)
 
     def stop(*a, **k):
         raise BuilderError("stopped after compile by the test", stage="bake")
 
-    monkeypatch.setattr(bake, "bake_image", stop)
+    monkeypatch.setattr(bake, "assemble", stop)  # the docker assembler
     data = recipe_data({"path": tiny_model_dir.name}, family="tensorrt-llm", version="0.33.0",
                        instance="ml.g5.12xlarge", compile={"enabled": True, "executor": "local"})
     assert tiny_model_dir.parent == tmp_path  # model.path is relative to the recipe file

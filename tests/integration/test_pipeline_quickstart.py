@@ -135,7 +135,7 @@ def test_a_failing_stage_is_named_and_recorded(quickstart, tmp_path, capsys):
 
 def test_handler_edit_makes_a_new_tag_and_the_old_tag_stays(quickstart, docker_client, tmp_path, capsys):
     """Issue 14: the tag digests the handler too, so an edited model.py is a new tag, never the old one."""
-    from builder.pipeline import image_for_recipe
+    from builder.image.lookup import image_for_recipe
 
     recipe, cache = quickstart
     rc, first, out = _build(recipe, cache, tmp_path / "r1.json", capsys, "--smoke", "never")

@@ -244,7 +244,6 @@ def test_publish_from_recipe_pipeline_entry(local_registry, test_images, tmp_pat
     _passed(image_id, tmp_path)
     repo = _repo()
     recipe = SimpleNamespace(publish={"registry": f"{local_registry.host}/{repo}", "tags": ["v{lmi_version}"]})
-    opts = SimpleNamespace(registry=None, skip_smoke=False, allow_dev_runtime=False, cache_dir=tmp_path)
-    res = publish_from_recipe(image_id, recipe, opts, smoke_status="passed")
+    res = publish_from_recipe(image_id, recipe, cache_dir=tmp_path, smoke_status="passed")
     assert res.targets[0].tags_pushed == ["tiny-llm-ab12cd34ef56", "v0.29.0"]
     assert res.targets[0].model_dump(mode="json")["pinned"].startswith(f"{local_registry.host}/{repo}@sha256:")

@@ -326,7 +326,7 @@ def test_a_compiled_build_publishes_the_compiled_repository_and_its_properties(m
     from builder.publish.s3_publish import publish_stage
 
     resolved, base = _quickstart()
-    resolved.properties["option.compiled_marker"] = "engines"  # as the pipeline applies properties_overrides
+    resolved = resolved.with_properties({"option.compiled_marker": "engines"})  # as the compile stage does
     repo = tmp_path / "compiled"
     repo.mkdir()
     (repo / "rank0.engine").write_bytes(b"engine bytes")

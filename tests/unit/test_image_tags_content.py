@@ -8,8 +8,9 @@ import pytest
 
 from builder import labels as L
 from builder.diagnostics import UsageError
+from builder.image.lookup import image_for_recipe
+from builder.image.lookup import instant as _instant
 from builder.paths import REPO_DIR
-from builder.pipeline import _instant, image_for_recipe
 from builder.publish.publisher import LocalImage, image_digest, tag_variables
 
 DIGEST = "sha256:" + "1234567890ab" + "c" * 52

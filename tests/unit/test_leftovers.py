@@ -168,7 +168,7 @@ def test_build_record_on_a_full_disk_fails_the_build_with_the_path(tmp_path: Pat
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import builder.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "_run", lambda opts, record, record_dir: None)  # the stages passed
+    monkeypatch.setattr(pipeline, "run_stages", lambda ctx, stages, record, results: results)  # the stages passed
     real = os.fdopen
     monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: _Full(real(fd, mode, *a, **k)))
     report = tmp_path / "out" / "record.json"

@@ -73,8 +73,8 @@ def test_deploy_hint_sums_the_models_loading_timeouts(example_labels) -> None:
 
 
 def test_registry_assembler_is_refused_with_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
-    from builder.multi.pipeline import _check_options
-    from builder.pipeline import BuildOptions
+    from builder.options import BuildOptions
+    from builder.options import check_multi_options as _check_options
 
     with pytest.raises(UsageError, match="not available for multi-model recipes") as exc:
         _check_options(BuildOptions(recipe=EXAMPLE, assembler="registry", registry="127.0.0.1:5000/x"))

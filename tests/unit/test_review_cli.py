@@ -8,7 +8,9 @@ import pytest
 
 from builder import console
 from builder.cli import main
-from builder.pipeline import BuildOptions, _record_dir, run_build
+from builder.context import record_dir as _record_dir
+from builder.options import BuildOptions
+from builder.pipeline import run_build
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "recipes" / "examples" / "quickstart.yaml"

@@ -10,8 +10,8 @@ import yaml
 from builder.image import render
 from builder.lmi.rules import validate
 from builder.lmi.rules.files import ENV_NAME_RE
-from builder.pipeline import _handler_files
 from builder.recipe import load_recipe
+from builder.recipe.files import handler_files as _handler_files
 
 
 def test_env_name_rule_is_the_bakes() -> None:
