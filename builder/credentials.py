@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from builder.diagnostics import BuilderError
 
 HELPER_TIMEOUT_S = 30.0
+TOKEN_USERNAME = "<token>"  # a helper's user name for an identity token (docker.auth.TOKEN_USERNAME)
 
 
 class Credentials(BaseModel):
@@ -45,7 +46,10 @@ class Credentials(BaseModel):
     source: str = "given"  # "options" | "docker-config" | "credential-helper:<name>" | "ecr" | "given"
 
     def auth_config(self) -> dict[str, str]:
-        """The engine API's ``auth_config`` (push/pull); it travels in a header, never in argv."""
+        """The engine API's ``auth_config`` (push/pull); it travels in a header, never in argv. A helper's
+        identity token (user ``<token>``) is the engine's ``identitytoken``."""
+        if self.username == TOKEN_USERNAME:
+            return {"identitytoken": self.password.get_secret_value()}
         return {"username": self.username, "password": self.password.get_secret_value()}
 
 
@@ -125,11 +129,11 @@ def _credentials(found: dict | None, store: str | None) -> Credentials | None:
         return None
     if "ServerAddress" in found:  # the SDK's shape for a helper's answer
         secret = found.get("Password") or found.get("IdentityToken")
-        user = found.get("Username") or ("<token>" if found.get("IdentityToken") else "")
+        user = found.get("Username") or (TOKEN_USERNAME if found.get("IdentityToken") else "")
         source = f"credential-helper:{store}"
     else:  # an ``auths`` entry of the file
         secret = found.get("password") or found.get("IdentityToken")
-        user = found.get("username") or ("<token>" if found.get("IdentityToken") else "")
+        user = found.get("username") or (TOKEN_USERNAME if found.get("IdentityToken") else "")
         source = "docker-config"
     if not secret:
         return None

@@ -34,6 +34,16 @@ def engine_version(timeout: int = 5) -> tuple[str | None, str]:
         return None, exc.__class__.__name__
 
 
+def registry_auth(repository: str, *, stage: str) -> dict[str, str]:
+    """The ``auth_config`` of a pull or push of ``repository`` when the caller has none: Docker's config
+    through builder.credentials (its helpers cut at 30 s), ``{}`` (anonymous) when it has nothing.
+    Never None: with None the SDK reads the config and runs the helper itself, without a timeout."""
+    from builder.credentials import from_docker_config, registry_host
+
+    creds = from_docker_config(registry_host(repository) or "docker.io", stage=stage)  # Hub: docker.io
+    return creds.auth_config() if creds else {}
+
+
 def image_id(client, ref: str) -> str | None:
     """The image id of ``ref`` (tag, ``repo@digest`` or id), or None when the engine has no such image."""
     import docker.errors

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from builder.diagnostics import BuilderError
+from builder.engine.client import registry_auth
 from builder.engine.events import EventReader, Silent, check_event
 from builder.registry.deadlines import NetBudget
 
@@ -24,8 +25,8 @@ def pull(client, repository: str, tag: str, *, what: str, stage: str, auth_confi
          clock: Callable[[], float] = time.monotonic) -> None:
     """Pull ``repository:tag`` (tag may be ``sha256:...``); raises BuilderError naming ``what``."""
     b = budget or NetBudget.from_env()
-    kwargs = {"auth_config": auth_config} if auth_config is not None else {}
-    reader = EventReader(client, client.api.pull(repository, tag=tag, stream=True, decode=True, **kwargs),
+    auth = auth_config if auth_config is not None else registry_auth(repository, stage=stage)
+    reader = EventReader(client, client.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth),
                          "docker-pull-events")
     start = clock()
     totals: dict[str, int] = {}

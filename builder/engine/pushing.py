@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from builder import console
 from builder.diagnostics import BuilderError
+from builder.engine.client import image_id as local_image_id
+from builder.engine.client import registry_auth
 from builder.engine.events import EngineEventError, EventReader, Silent, check_event
 from builder.engine.progress import Progress
 from builder.registry.deadlines import NetBudget
@@ -118,6 +120,8 @@ def push_tag(client, repository: str, tag: str, auth_config: dict[str, str] | No
     import docker
 
     deadline = deadline or push_deadline(size_bytes)
+    if auth_config is None:
+        auth_config = registry_auth(repository, stage="publish")
     engine_retries = 0
     last: PushError | None = None
     for attempt in range(1, max(1, attempts) + 1):
@@ -185,7 +189,7 @@ def pushed_name(client, image_id: str, repository: str, tag: str) -> Iterator[No
     import docker
 
     ref = f"{repository}:{tag}"
-    before = image_id(client, ref)
+    before = local_image_id(client, ref)
     if before != image_id:
         try:
             client.api.tag(image_id, repository, tag, force=True)
