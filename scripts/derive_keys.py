@@ -40,7 +40,6 @@ import ast
 import hashlib
 import io
 import re
-import subprocess
 import sys
 import tarfile
 from dataclasses import dataclass, field
@@ -48,6 +47,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/, also when a test loads this file by path
+from upstream_git import Repo, is_repository
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = "engines/python/setup/djl_python"
@@ -308,27 +310,6 @@ def java_facts(repo: Repo, branch: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- one release
 
-class Repo:
-    def __init__(self, path: Path):
-        self.git_dir = path if (path / "HEAD").is_file() and not (path / ".git").exists() else path / ".git"
-
-    def git(self, *args: str) -> str:
-        return subprocess.run(["git", f"--git-dir={self.git_dir}", *args], check=True, capture_output=True,
-                              text=True).stdout
-
-    def show(self, branch: str, path: str) -> str | None:
-        try:
-            return self.git("show", f"{branch}:{path}")
-        except subprocess.CalledProcessError:
-            return None
-
-    def ls(self, branch: str, path: str) -> list[str]:
-        return self.git("ls-tree", "--name-only", f"{branch}:{path}").split()
-
-    def commit(self, branch: str) -> str:
-        return self.git("rev-parse", branch).strip()
-
-
 def python_engine_keys() -> list[str]:
     sys.path.insert(0, str(ROOT))
     from builder.lmi.keys import PYTHON_ENGINE  # the Java front end's keys, cited in that module
@@ -515,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not Path(path).is_file():
             parser.error(f"--vllm-arg-utils {item}: write RELEASE=FILE with an existing file")
         arg_utils[release] = Path(path)
-    if not (args.djl_serving / "HEAD").is_file() and not (args.djl_serving / ".git").exists():
+    if not is_repository(args.djl_serving):
         parser.error(f"--djl-serving {args.djl_serving}: not a git checkout or bare repository")
     repo = Repo(args.djl_serving)
     rows = yaml.safe_load(args.releases_file.read_text())["releases"]

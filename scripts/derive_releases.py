@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/, also when a test loads this file by path
+from upstream_git import Repo, is_repository
 
 # (family, release name, branch, status). LMI's own numbering for the lmi family (reference §1);
 # the other families are named by their DJL version, which is unique within them.
@@ -66,27 +68,6 @@ LIBRARIES = {
                 "transformers": ["transformers"], "torch": ["torch"], "vllm": ["vllm"]},
 }
 TAG_TEXT = re.compile(r"djl-inference:([0-9][A-Za-z0-9._-]*[A-Za-z0-9])")
-
-
-class Repo:
-    def __init__(self, path: Path):
-        self.git_dir = path if (path / "HEAD").is_file() and not (path / ".git").exists() else path / ".git"
-
-    def git(self, *args: str) -> str:
-        return subprocess.run(["git", f"--git-dir={self.git_dir}", *args], check=True, capture_output=True,
-                              text=True).stdout
-
-    def show(self, branch: str, path: str) -> str | None:
-        try:
-            return self.git("show", f"{branch}:{path}")
-        except subprocess.CalledProcessError:
-            return None
-
-    def commit(self, branch: str) -> str:
-        return self.git("rev-parse", branch).strip()
-
-    def branches(self) -> list[str]:
-        return self.git("for-each-ref", "--format=%(refname:short)", "refs/heads").split()
 
 
 def _version_of(text: str) -> str:
@@ -221,8 +202,7 @@ def documented_tags(repo: Repo) -> dict[str, str]:
     for branch in sorted(repo.branches()):
         if not re.match(r"^0\.\d+\.\d+-(lmi\d+-)?dlc$", branch):
             continue
-        out = subprocess.run(["git", f"--git-dir={repo.git_dir}", "grep", "-oE", TAG_TEXT.pattern, branch, "--",
-                              "serving/docs"], capture_output=True, text=True).stdout
+        out = repo.git("grep", "-oE", TAG_TEXT.pattern, branch, "--", "serving/docs", check=False)  # 1: none
         for line in out.splitlines():
             _, path, text = line.split(":", 2)
             m = TAG_TEXT.search(text)
@@ -249,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(__file__).resolve().parent.parent / "builder/catalog/releases.derived.yaml")
     parser.add_argument("--check", action="store_true", help="exit 1 when the committed file differs")
     args = parser.parse_args(argv)
+    if not is_repository(args.djl_serving):
+        parser.error(f"--djl-serving {args.djl_serving}: not a git checkout or bare repository")
     text = HEADER + yaml.safe_dump(derive(Repo(args.djl_serving)), sort_keys=False, width=120)
     if args.check:
         same = args.output.is_file() and args.output.read_text() == text

@@ -21,6 +21,9 @@ import sys
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/, also when a test loads this file by path
+from upstream_git import Repo
+
 PM = "engines/python/setup/djl_python/properties_manager/"
 
 
@@ -29,14 +32,8 @@ def branch_key(branch: str) -> tuple[int, ...]:
     return tuple(int(g or 0) for g in m.groups()) if m else (0,)
 
 
-def _git(src: Path, *args: str) -> str:
-    git_dir = src if (src / "HEAD").is_file() and not (src / ".git").exists() else src / ".git"
-    return subprocess.run(["git", f"--git-dir={git_dir}", *args], check=True, capture_output=True,
-                          text=True).stdout
-
-
 def branches(src: Path) -> list[str]:
-    names = _git(src, "for-each-ref", "--format=%(refname:short)", "refs/heads", "refs/remotes").split()
+    names = Repo(src).branches("refs/heads", "refs/remotes")
     names = {n.split("/", 1)[-1] for n in names}
     return sorted((b for b in names if branch_key(b) >= (0, 29, 0, 0)), key=branch_key)
 
@@ -58,14 +55,15 @@ def raising(source: str) -> list[str]:
 def scan(src: Path) -> dict[tuple[str, str], list[str]]:
     """(file, function) -> the branches where it raises, in release order."""
     found: dict[tuple[str, str], list[str]] = {}
+    repo = Repo(src)
     for b in branches(src):
         try:
-            files = _git(src, "ls-tree", "--name-only", f"{b}:{PM}").split()
+            files = repo.ls(b, PM)
         except subprocess.CalledProcessError:
             continue
         for f in files:
             if f.endswith(".py"):
-                for name in raising(_git(src, "show", f"{b}:{PM}{f}")):
+                for name in raising(repo.git("show", f"{b}:{PM}{f}")):
                     found.setdefault((f, name), []).append(b)
     return found
 

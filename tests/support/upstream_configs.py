@@ -27,18 +27,13 @@ from pathlib import Path
 import yaml
 
 from builder.lmi.properties import loads
+from scripts.upstream_git import Repo
 
 # prepare.py's builders that write a serving.properties for an lmi-family image, and the backend each needs
 BUILDERS = {"build_vllm_model": None, "build_vllm_async_model": None, "build_hf_handler_model": None,
             "build_stateful_model": None, "build_lmi_dist_model": "lmi-dist", "build_rolling_batch_model": "scheduler"}
 STUB_HF = "def snapshot_download(*args, **kwargs):\n    return kwargs.get('local_dir', '.')\n"
 ALLOWED_WARNINGS = {"revision-pinned"}  # upstream's Hub model ids are unpinned; that warning is right
-
-
-def _git(src: Path, *args: str) -> str:
-    git_dir = src if (src / "HEAD").is_file() and not (src / ".git").exists() else src / ".git"
-    return subprocess.run(["git", f"--git-dir={git_dir}", *args], check=True, capture_output=True,
-                          text=True).stdout
 
 
 @dataclass
@@ -74,8 +69,9 @@ RUNNER = "import sys, prepare\ngetattr(prepare, sys.argv[1])(sys.argv[2])\n"
 def generate(src: Path, branch: str, backends: frozenset[str] = frozenset()) -> list[tuple[str, str, dict[str, str]]]:
     """Every (builder, model, serving.properties as LMI reads it) that upstream's tests.py of ``branch`` has
     prepare.py write, for builders whose backend is in ``backends`` (None-backend builders always)."""
-    prepare_text = _git(src, "show", f"{branch}:tests/integration/llm/prepare.py")
-    tests_text = _git(src, "show", f"{branch}:tests/integration/tests.py")
+    repo = Repo(src)
+    prepare_text = repo.git("show", f"{branch}:tests/integration/llm/prepare.py")
+    tests_text = repo.git("show", f"{branch}:tests/integration/tests.py")
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -124,3 +124,18 @@ def test_duplicate_or_unprofiled_rows_fail_the_load() -> None:
 def test_committed_rows_match_upstream() -> None:
     rc = derive_releases.main(["--djl-serving", os.environ["DJL_SERVING_SRC"], "--check"])
     assert rc == 0, "rerun scripts/derive_releases.py --djl-serving $DJL_SERVING_SRC"
+
+
+def test_a_folder_that_is_no_repository_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        derive_releases.main(["--djl-serving", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out.yaml")])
+    assert exit_.value.code == 2 and "not a git checkout or bare repository" in capsys.readouterr().err
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_the_scripts_and_the_upstream_tests_share_one_git_reader() -> None:
+    import tests.support.upstream_configs as upstream_configs
+
+    assert derive_releases.Repo.__module__ == "upstream_git" and upstream_configs.Repo.__module__ == "scripts.upstream_git"
+    for script in ("derive_keys.py", "derive_releases.py", "list_validators.py"):
+        assert "--git-dir" not in (ROOT / "scripts" / script).read_text(), script
