@@ -27,16 +27,17 @@ def _timed(fn):
 def main(argv: list[str]) -> int:
     import requests
 
+    from builder import engine
     from builder import labels as L
     from builder.examples.quickstart import write_example_model
     from builder.paths import REPO_DIR
     from builder.paths import cache_dir as _cache_dir
-    from builder.runtime import devcpu, engine, maven, rootfs
+    from builder.runtime import devcpu, maven, rootfs
 
     starts = 5
     if "--starts" in " ".join(argv):
         starts = int(next(a.split("=", 1)[1] for a in argv if a.startswith("--starts=")))
-    client = engine.docker_client()
+    client = engine.docker_client("bench")
     rows: list[tuple[str, float, str]] = []
 
     if "--skip-rootfs-cold" not in argv:

@@ -38,7 +38,8 @@ def _serve(run_container, runtime, model_dir: Path, **env):
 
 
 def test_runtime_build_is_cached(devcpu_runtime, docker_client, monkeypatch):
-    from builder.runtime import devcpu, engine, maven, rootfs
+    from builder import engine
+    from builder.runtime import devcpu, maven, rootfs
 
     def forbidden(*a, **k):
         raise AssertionError("a cached runtime build must not do this")
