@@ -25,7 +25,7 @@ ORDER = [
     "mpi-mode-python-backend", "batch-size-rolling-batch", "async-mode-rolling-batch", "cpu-full-transformers",
     "tp-range", "vllm-pipeline-parallel", "batch-limits", "timeouts", "output-formatter", "quantize-value",
     "lmi-dist-lora-draft", "dtype", "parallel-loading", "compile", "tnx-properties", "streaming-dynamic-batching",
-    "lmi-dist-fast-loader-draft", "vllm-properties", "option-value-formats", "bitsandbytes-device-map", "fit",
+    "option-requirements", "option-value-formats", "bitsandbytes-device-map", "fit",
 ]
 
 

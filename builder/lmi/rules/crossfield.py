@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from builder.catalog import Release
 from builder.catalog.facts import Span, branch_key, branch_of, load_facts  # noqa: F401 - re-exported
 from builder.lmi.properties import format_value
 from builder.lmi.rules.base import ASYNC_ENTRY_POINT, Ctx, as_bool, check, rule  # noqa: F401 - re-exported
@@ -156,42 +159,57 @@ def check_streaming(ctx: Ctx) -> None:
                   "rolling batch off) and refuses it at start-up; remove enable_streaming or option.batch_size")
 
 
-@check("lmi-dist-fast-loader-draft", needs=("rolling_batch_ok",))
-def check_lmi_dist(ctx: Ctx) -> None:
-    assert ctx.release
-    if ctx.rolling_batch != "lmi-dist":
-        return
-    if LMI_DIST_FML.covers(ctx.release) and text(ctx, "load_format") == "sagemaker_fast_model_loader" \
-            and ctx.opts.get("speculative_draft_model"):
-        ctx.error(ctx.opt_path("speculative_draft_model"), FML_DRAFT, "lmi-dist cannot use speculative decoding "
-                  "with load_format sagemaker_fast_model_loader; remove speculative_draft_model or the load_format")
+@dataclass(frozen=True)
+class Requirement:
+    """One validator of the shape "when ``when`` holds, ``then`` must hold too" (LMI refuses the rest at
+    start-up), run by one properties class over a span of release branches."""
+
+    rule: str
+    reader: str  # the properties class that runs it: "vllm" (VllmRbProperties) or "lmi-dist"
+    span: Span
+    when: Callable[[Ctx], bool]
+    then: Callable[[Ctx], bool]
+    at: str  # the option the error points at
+    message: Callable[[Release], str]
 
 
-@check("vllm-properties", needs=("rolling_batch_ok",))
-def check_vllm(ctx: Ctx) -> None:
+READERS: dict[str, Callable[[Ctx], bool]] = {"vllm": uses_vllm_properties,
+                                              "lmi-dist": lambda ctx: ctx.rolling_batch == "lmi-dist"}
+
+
+def _parser_needed(rule_id: str, flag: str, key: str, example: str) -> Requirement:
+    """vLLM's validate_tool_call_parser / validate_reasoning_parser: ``flag=true`` needs ``key``."""
+    def message(rel: Release) -> str:
+        libs = rel.libraries
+        bundled = f"vLLM {libs['vllm']}" if libs.get("vllm") else "the bundled vLLM"
+        return (f"{flag}=true needs option.{key} (LMI refuses a missing one at start-up); add {key}: a parser "
+                f"registered in {bundled}, e.g. {example}")
+    return Requirement(rule_id, "vllm", VLLM_PARSERS, when=lambda ctx: as_bool(ctx.opts.get(flag)) is True,
+                       then=lambda ctx: bool(text(ctx, key)), at=flag, message=message)
+
+
+# In report order (diagnostics at one position keep it).
+REQUIREMENTS: tuple[Requirement, ...] = (
+    Requirement(FML_DRAFT, "lmi-dist", LMI_DIST_FML,
+                when=lambda ctx: text(ctx, "load_format") == "sagemaker_fast_model_loader",
+                then=lambda ctx: not ctx.opts.get("speculative_draft_model"), at="speculative_draft_model",
+                message=lambda rel: "lmi-dist cannot use speculative decoding with load_format "
+                                    "sagemaker_fast_model_loader; remove speculative_draft_model or the load_format"),
+    Requirement(SPEC_V2, "vllm", VLLM_SPEC_V2, when=lambda ctx: bool(ctx.opts.get("speculative_model")),
+                then=lambda ctx: as_bool(ctx.opts.get("use_v2_block_manager", False)) is True, at="speculative_model",
+                message=lambda rel: f"vLLM in {rel.label} needs the V2 block manager for speculative decoding; "
+                                    "add option.use_v2_block_manager: true"),
+    _parser_needed(TOOL_PARSER, "enable_auto_tool_choice", "tool_call_parser", "hermes"),
+    _parser_needed(REASONING, "enable_reasoning", "reasoning_parser", "deepseek_r1"),
+)
+
+
+@check("option-requirements", needs=("rolling_batch_ok",))
+def check_requirements(ctx: Ctx) -> None:
     assert ctx.release
-    if not uses_vllm_properties(ctx):
-        return
-    rel = ctx.release
-    if VLLM_SPEC_V2.covers(rel) and ctx.opts.get("speculative_model") \
-            and as_bool(ctx.opts.get("use_v2_block_manager", False)) is not True:
-        ctx.error(ctx.opt_path("speculative_model"), SPEC_V2, f"vLLM in {rel.label} needs the V2 block manager for "
-                  "speculative decoding; add option.use_v2_block_manager: true")
-    for flag, key, rid, span, example in (("enable_auto_tool_choice", "tool_call_parser", TOOL_PARSER, VLLM_PARSERS,
-                                           "hermes"),
-                                          ("enable_reasoning", "reasoning_parser", REASONING, VLLM_PARSERS,
-                                           "deepseek_r1")):
-        if span.covers(rel) and as_bool(ctx.opts.get(flag)) is True and not text(ctx, key):
-            bundled = f"vLLM {rel.libraries['vllm']}" if rel.libraries.get("vllm") else "the bundled vLLM"
-            ctx.error(ctx.opt_path(flag), rid, f"{flag}=true needs option.{key} (LMI refuses a missing one at "
-                      f"start-up); add {key}: a parser registered in {bundled}, e.g. {example}")
-    raw = text(ctx, "override_neuron_config")
-    if VLLM_NEURON_CFG.covers(rel) and raw is not None:
-        ok, value = _literal(raw)
-        if not (ok and isinstance(value, dict)) and not isinstance(ctx.opts["override_neuron_config"], dict):
-            ctx.error(ctx.opt_path("override_neuron_config"), NEURON_CFG, "override_neuron_config must be a "
-                      "mapping (LMI reads it with ast.literal_eval and refuses anything but a dict); write it as a "
-                      "YAML mapping or a {...} literal")
+    for r in REQUIREMENTS:
+        if READERS[r.reader](ctx) and r.span.covers(ctx.release) and r.when(ctx) and not r.then(ctx):
+            ctx.error(ctx.opt_path(r.at), r.rule, r.message(ctx.release))
 
 
 def _check_mm(ctx: Ctx) -> None:
@@ -220,6 +238,13 @@ def check_values(ctx: Ctx) -> None:
     """Value formats that the vLLM / lmi-dist properties parse in a validator."""
     assert ctx.release
     rel, vllm, lmi_dist = ctx.release, uses_vllm_properties(ctx), ctx.rolling_batch == "lmi-dist"
+    raw = text(ctx, "override_neuron_config")
+    if vllm and VLLM_NEURON_CFG.covers(rel) and raw is not None:
+        ok, value = _literal(raw)
+        if not (ok and isinstance(value, dict)) and not isinstance(ctx.opts["override_neuron_config"], dict):
+            ctx.error(ctx.opt_path("override_neuron_config"), NEURON_CFG, "override_neuron_config must be a "
+                      "mapping (LMI reads it with ast.literal_eval and refuses anything but a dict); write it as a "
+                      "YAML mapping or a {...} literal")
     if (vllm and VLLM_MM.covers(rel)) or (lmi_dist and LMI_DIST_MM.covers(rel)):
         _check_mm(ctx)
     raw = text(ctx, "long_lora_scaling_factors")
