@@ -18,6 +18,8 @@ from typing import Any
 from builder import console
 from builder.options import BuildOptions
 
+ENGINE_TIMEOUT_S = 900
+
 
 @dataclass(frozen=True)
 class CachePlace:
@@ -38,13 +40,14 @@ class RunContext:
         return cls(options=options, record_dir=record_dir(options),
                    cache=CachePlace(dir=options.cache_dir, remote=options.cache_remote))
 
-    def engine(self, stage: str, *, timeout: int = 600) -> Any:
-        """The Docker client (builder.engine), pinged once per run; a BuilderError naming ``stage`` when
-        there is no engine."""
+    def engine(self, stage: str) -> Any:
+        """The run's one Docker client (builder.engine), connected and pinged on first use; a BuilderError
+        naming ``stage`` when there is no engine. Its per-read timeout is the bake's (a large context takes
+        long to commit); every wait that must end sooner has its own deadline (builder/registry/deadlines.py)."""
         if "client" not in self._engines:
             from builder.engine import docker_client
 
-            self._engines["client"] = docker_client(stage, timeout=timeout)
+            self._engines["client"] = docker_client(stage, timeout=ENGINE_TIMEOUT_S)
         return self._engines["client"]
 
 

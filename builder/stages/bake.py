@@ -67,6 +67,7 @@ def bake(ctx, inputs: Inputs) -> BuiltImage:
                                              "base_credentials": credentials_for(inputs.runtime.base_image or "")})
     else:
         ctx.reporter.step("bake image")
+        request = request.model_copy(update={"docker": ctx.engine("bake")})
     image = assemble(opts.assembler, request)
     details = {"reference": image.reference, "image_id": image.image_id, "bytes_sent": image.bytes_sent,
                "reused": image.reused, "image_digest": image.identity.digest}
@@ -99,5 +100,5 @@ def bake_models(ctx, inputs: ModelsInputs) -> BuiltModels:
     ctx.reporter.step(f"bake multi-model image ({len(plans)} models)")
     image = bake_multi(plans, inputs.recipe.recipe, base_image=inputs.runtime.base_image or "",
                        cache_dir=ctx.cache.dir, allow_unpinned=opts.allow_unpinned_base or inputs.runtime.local_runtime,
-                       no_cache=opts.no_cache)
+                       no_cache=opts.no_cache, client=ctx.engine("bake"))
     return BuiltModels(image=image, status="cached" if image.reused else "passed")

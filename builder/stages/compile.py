@@ -35,6 +35,8 @@ def compile_stage(ctx, inputs: Inputs) -> Compiled:
     executor = ctx.options.compile_executor or resolved.recipe.compile.executor
     compiled = compile_artifacts(resolved, artifacts, inputs.runtime.base_image or "", executor=executor,
                                  cache_dir=ctx.cache.dir, cache_remote=ctx.cache.remote)
+    # (compile connects to the engine itself, after its host preflight: a host without the accelerator is told
+    # that, not that it lacks Docker)
     details = {"cache_origin": compiled.origin, "cache_remote": compiled.remote, "cache_key": compiled.cache_key,
                "toolchain": compiled.toolchain}
     if compiled.status == "skipped":

@@ -40,21 +40,21 @@ def base_for(ctx, family: str, *, hf: bool, published: str | None) -> RuntimeIma
         from builder.runtime.hf import ensure_hf_runtime
 
         ctx.reporter.step("dev-cpu runtime (hf variant: torch + transformers)")
-        made = ensure_hf_runtime(ctx.cache.dir)
+        made = ensure_hf_runtime(ctx.cache.dir, client=ctx.engine("runtime"))
     else:
         from builder.runtime.devcpu import ensure_devcpu_runtime
 
         ctx.reporter.step("dev-cpu runtime")
-        made = ensure_devcpu_runtime(ctx.cache.dir)
+        made = ensure_devcpu_runtime(ctx.cache.dir, client=ctx.engine("runtime"))
     details: dict[str, Any] = {"ref": made.ref, "image_id": made.image_id, "djl_python": made.djl_python_version}
     base = made.image_id
     if opts.assembler == "registry" and opts.registry:
-        base = details["registry_base"] = into_registry(made, opts.registry, ctx.cache.dir)
+        base = details["registry_base"] = into_registry(made, opts.registry, ctx.engine("runtime"), ctx.cache.dir)
     return RuntimeImage(base_image=base, local_runtime=True, status="passed" if made.built else "cached",
                         details=details)
 
 
-def into_registry(made: Any, registry: str, cache_dir: Path | None = None) -> str:
+def into_registry(made: Any, registry: str, client: Any, cache_dir: Path | None = None) -> str:
     """Registry assembly appends layers to a base that lives in a registry. The dev-cpu runtime is
     built locally, so it is pushed once to the target registry's host: under a lock per (registry,
     runtime image), and only when the registry does not already hold this image (HEAD first), so two
@@ -66,7 +66,7 @@ def into_registry(made: Any, registry: str, cache_dir: Path | None = None) -> st
 
     from builder import console
     from builder.credentials import credentials_for
-    from builder.engine import PushError, docker_client, push_tag, pushed_name
+    from builder.engine import PushError, push_tag, pushed_name
     from builder.paths import cache_dir as _cache_dir
     from builder.registry.client import RegistryClient
 
@@ -96,7 +96,6 @@ def into_registry(made: Any, registry: str, cache_dir: Path | None = None) -> st
         if digest is not None:
             console.info(f"  {repo}:{tag} already holds this runtime ({digest[:19]}): not pushed")
             return f"{repo}@{digest}"
-        client = docker_client("runtime")
         auth = {"username": creds.username, "password": creds.password.get_secret_value()} if creds else None
         try:
             with pushed_name(client, made.image_id, repo, tag):  # only the local name made for the push

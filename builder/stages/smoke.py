@@ -55,15 +55,16 @@ def smoke(ctx, inputs: Inputs) -> Smoked:
         from builder.credentials import credentials_for
         from builder.registry import pull_for_smoke
 
-        pulled = pull_for_smoke(image.reference, credentials=credentials_for(image.reference))
+        pulled = pull_for_smoke(image.reference, credentials=credentials_for(image.reference),
+                                docker=ctx.engine("smoke"))
     try:
         result = smoke_test(image.reference, mode=opts.smoke, accelerators=accelerators, log_dir=ctx.record_dir,
-                            cache_dir=ctx.cache.dir)
+                            cache_dir=ctx.cache.dir, docker_client=ctx.engine("smoke"))
     finally:
         if pulled:
             from builder.registry import remove_pulled
 
-            remove_pulled(image.reference)
+            remove_pulled(image.reference, docker=ctx.engine("smoke"))
     details = result.model_dump(mode="json")
     if result.status == "failed":
         raise StageFailed(f"smoke test failed: {result.reason}", stage="smoke", details=details)
@@ -73,7 +74,8 @@ def smoke(ctx, inputs: Inputs) -> Smoked:
 def host_gap(kind: str, accelerators: str) -> str | None:
     """Why this host cannot run the image at all (no engine; no device of the target's kind), or None.
 
-    Only a host-level look: whether Docker can hand the GPUs to a container is the smoke stage's own
+    A probe with its own short timeout (not the run's client, whose reads wait as long as a bake). Only a
+    host-level look: whether Docker can hand the GPUs to a container is the smoke stage's own
     check (it reports "no GPU runtime" itself)."""
     try:
         from builder.engine import docker_client
@@ -118,7 +120,7 @@ def smoke_models(ctx, inputs: ModelsInputs) -> Smoked:
 
     names = [p.name for p in inputs.build.plans]
     ctx.reporter.step(f"smoke test ({len(names)} models, one generate each)")
-    result = smoke_multi(image_id, names, accelerators=opts.accelerators)
+    result = smoke_multi(image_id, names, accelerators=opts.accelerators, client=ctx.engine("smoke"))
     ledger.record(ledger.SmokeOutcome(image_id=image_id, status=result.status, reason=result.reason,
                                       accelerators=opts.accelerators), ctx.cache.dir)
     details = result.model_dump(mode="json")
