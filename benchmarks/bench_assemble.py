@@ -117,8 +117,8 @@ def _docker_build_push(ctx: Path, model: Path, props: str, base: str, host: str,
 
 def _layer_blob_files(model: Path, resolved, work: Path, compression: str) -> list[Path]:
     """Our layers' compressed bytes (exactly what ours uploads), each written to a file (not timed)."""
-    from builder.image.bake import config_files
-    from builder.image.layers import plan_layers
+    from builder.assembly.files import config_files
+    from builder.assembly.layers import plan_layers
     from builder.registry.layerblobs import LayerStream
 
     out = []
@@ -190,7 +190,6 @@ def _limit(files: list[Path], work: Path) -> dict:
 _BASELINE = """
 import json, resource, sys, time
 from pathlib import Path
-from builder.registry import assemble_in_registry
 from tests.integration.test_assemble_registry import make_resolved, push_base
 host, model, work, compression = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 base = push_base(host, "bench/base")
@@ -198,13 +197,24 @@ resolved = make_resolved(work, {"model_loading_timeout": 60},
                          instance_type="m5.xlarge" if compression == "none" else "ml.m5.xlarge")
 r0 = resource.getrusage(resource.RUSAGE_SELF)
 start = time.monotonic()
-res = assemble_in_registry(resolved, registry=f"{host}/bench/registry", base_ref=base, model_dir=model,
-                           compiled_dir=None, extra_files={}, credentials=None, cache_dir=work / "cache",
-                           compression=compression, manifest_format="oci" if compression == "none" else "docker")
+fmt = "oci" if compression == "none" else "docker"
+try:
+    from builder.assembly import AssemblyRequest, assemble
+except ImportError:  # a tree from before the one assembler protocol (builder/assembly)
+    from builder.registry import assemble_in_registry
+    res = assemble_in_registry(resolved, registry=f"{host}/bench/registry", base_ref=base, model_dir=model,
+                               compiled_dir=None, extra_files={}, credentials=None, cache_dir=work / "cache",
+                               compression=compression, manifest_format=fmt)
+    sent = res.bytes_uploaded
+else:
+    res = assemble("registry", AssemblyRequest(resolved=resolved, registry=f"{host}/bench/registry", base_image=base,
+                                               model_dir=model, cache_dir=work / "cache", compression=compression,
+                                               manifest_format=fmt))
+    sent = res.bytes_sent
 s = round(time.monotonic() - start, 3)
 r1 = resource.getrusage(resource.RUSAGE_SELF)
 cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
-print(json.dumps({"s": s, "bytes": res.bytes_uploaded, "cpu": cpu}))
+print(json.dumps({"s": s, "bytes": sent, "cpu": cpu}))
 """
 
 
@@ -228,7 +238,8 @@ def _baseline(tree: Path, model: Path, work: Path, compression: str) -> dict:
 
 
 def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
-    from builder.registry import assemble_in_registry
+    from builder.assembly import AssemblyRequest
+    from builder.registry.assemble import assemble
     from tests.integration.test_assemble_registry import make_resolved
 
     rows: list[dict] = []
@@ -291,14 +302,13 @@ def run_model(size_gib: float, shards: int, args, work: Path) -> list[dict]:
             load = os.getloadavg()[0]
             cpu0, reg0 = _cpu(), _cpu(reg.proc.pid)
             start = time.monotonic()
-            res = assemble_in_registry(resolved, registry=f"{reg.host}/bench/registry", base_ref=base, model_dir=model,
-                                       compiled_dir=None, extra_files={}, credentials=None, cache_dir=work / "cache",
-                                       compression=args.compression,
-                                       manifest_format="oci" if args.compression == "none" else "docker",
-                                       workers=args.workers)
+            res = assemble(AssemblyRequest(resolved=resolved, registry=f"{reg.host}/bench/registry", base_image=base,
+                                           model_dir=model, cache_dir=work / "cache", compression=args.compression,
+                                           manifest_format="oci" if args.compression == "none" else "docker",
+                                           workers=args.workers))
             row["registry_s"] = round(time.monotonic() - start, 3)
             row["registry_cpu_s"] = round(_cpu() - cpu0 + _cpu(reg.proc.pid) - reg0, 2)
-            row["registry_bytes"] = res.bytes_uploaded
+            row["registry_bytes"] = res.bytes_sent
             row["registry_layers_uploaded"] = sum(1 for x in res.layers if x.uploaded)
             row["load_1m"] = round(load, 2)
             if "limit_put_s" in row:
@@ -349,8 +359,8 @@ class OrasAssembler:
         return int(desc["size"])
 
     def assemble(self, resolved, model: Path, tag: str) -> tuple[float, int]:
-        from builder.image.bake import config_files
-        from builder.image.layers import plan_layers
+        from builder.assembly.files import config_files
+        from builder.assembly.layers import plan_layers
         from builder.registry.imageconfig import build_config
         from builder.registry.layerblobs import LayerStream, canonical_json, layer_key
         from builder.registry.manifest import build_manifest

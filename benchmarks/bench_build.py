@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
 
     import docker
 
-    from builder.image import BakeOptions, bake_image
+    from builder.assembly import AssemblyRequest
+    from builder.image.bake import assemble
     from builder.lmi.resolve import resolve
     from builder.recipe.model import Recipe
     from builder.runtime.rootfs import ensure_rootfs_image
@@ -65,9 +66,8 @@ def main(argv: list[str]) -> int:
                 "serving": {"engine": "Python", "option": {"rolling_batch": "disable",
                                                            "predict_timeout": predict_timeout}}})
             start = time.monotonic()
-            res = bake_image(resolve(recipe), model_dir=work / "model", model_digest=None, compiled_dir=None,
-                             extra_files={}, options=BakeOptions(base_image=base, cache_dir=work / "cache",
-                                                                 docker=client, progress=False))
+            res = assemble(AssemblyRequest(resolved=resolve(recipe), model_dir=work / "model", base_image=base,
+                                           cache_dir=work / "cache", docker=client, progress=False))
             seconds = time.monotonic() - start
             made.extend(t for t in res.tags if t not in made)
             if res.artifacts_ref and res.artifacts_ref not in made:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from builder.assembly.identity import ImageIdentity
+from builder.credentials import Credentials
 from builder.lmi.resolve import Resolved
 
 AssemblerName = Literal["docker", "registry"]
@@ -53,9 +54,9 @@ class AssemblyRequest(BaseModel):
     compression: Compression = "gzip"
     platform: str = "linux/amd64"  # picked from a multi-platform base
     workers: int | None = None  # layers uploaded at once (builder.registry.transfer.upload_workers)
-    # username + password (SecretStr) for the target and for a base in another registry; never dumped
-    credentials: Any = Field(default=None, exclude=True, repr=False)
-    base_credentials: Any = Field(default=None, exclude=True, repr=False)
+    # for the target and for a base in another registry (builder.credentials.credentials_for); never dumped
+    credentials: Credentials | None = Field(default=None, exclude=True, repr=False)
+    base_credentials: Credentials | None = Field(default=None, exclude=True, repr=False)
 
 
 class LayerInfo(BaseModel):

@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from builder.assembly import AssemblyRequest
 from builder.diagnostics import BuilderError
-from builder.registry import assemble_in_registry, move_tag
+from builder.registry import move_tag
+from builder.registry.assemble import assemble
 from builder.registry.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient, RegistryCredentials
 from builder.registry.manifest import (
     DOCKER_CONFIG,
@@ -111,9 +113,8 @@ def _assemble(reg_host: str, tmp: Path, base: str, model: Path, cache: Path, **k
     # OCI manifests are refused for SageMaker (ml.*) targets: those tests target the EC2 instance
     ec2 = kw.get("manifest_format") == "oci"
     resolved = kw.pop("resolved", None) or make_resolved(tmp, instance_type="m5.xlarge" if ec2 else "ml.m5.xlarge")
-    return assemble_in_registry(resolved, registry=f"{reg_host}/lmi/tiny",
-                                base_ref=base, model_dir=model, compiled_dir=None, extra_files={},
-                                credentials=kw.pop("credentials", None), cache_dir=cache, **kw)
+    return assemble(AssemblyRequest(resolved=resolved, registry=f"{reg_host}/lmi/tiny", base_image=base,
+                                    model_dir=model, cache_dir=cache, **kw))
 
 
 def test_assembled_image_has_base_and_our_layers(local_registry, tmp_path):
@@ -149,13 +150,13 @@ def test_config_only_change_uploads_only_config(local_registry, tmp_path):
     cache = tmp_path / "cache"
     first = _assemble(local_registry.host, tmp_path, base, model, cache)
     again = _assemble(local_registry.host, tmp_path, base, model, cache)
-    assert again.digest == first.digest and again.bytes_uploaded == 0
+    assert again.digest == first.digest and again.bytes_sent == 0
     changed = _assemble(local_registry.host, tmp_path, base, model, cache,
                         resolved=make_resolved(tmp_path, {"model_loading_timeout": 61}))
     assert changed.digest != first.digest
     uploaded = [layer.name for layer in changed.layers if layer.uploaded]
     assert uploaded == [changed.layers[-1].name] and changed.layers[-1].kind == "config"
-    assert changed.bytes_uploaded < 64 * 1024
+    assert changed.bytes_sent < 64 * 1024
 
 
 def test_one_changed_shard_reuploads_only_itself(local_registry, tmp_path):
@@ -184,7 +185,7 @@ def test_reproducible_digest_from_scratch(restartable_registry, tmp_path, fmt, c
         model = make_model(tmp_path / f"model{i}", seed=7)  # same bytes, other path/inode/mtime
         res = _assemble(restartable_registry.host, tmp_path, base, model, tmp_path / f"cache-{i}",
                         compression=compression, manifest_format=fmt)
-        assert res.bytes_uploaded > 0
+        assert res.bytes_sent > 0
         digests.append(res.digest)
     assert digests[0] == digests[1]
 
@@ -196,7 +197,7 @@ def test_base_streamed_across_registries_then_skipped(local_registry, restartabl
     first = _assemble(target, tmp_path, base, model, tmp_path / "cache")
     assert first.layers[0].uploaded and first.layers[0].bytes_uploaded == first.layers[0].size
     second = _assemble(target, tmp_path, base, model, tmp_path / "cache")
-    assert second.layers[0].skipped and second.bytes_uploaded == 0
+    assert second.layers[0].skipped and second.bytes_sent == 0
     _, _, files = fetch_image(target, first.reference)
     assert files["opt/payload.bin"][1] == 200_000
 

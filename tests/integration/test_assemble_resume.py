@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.image.layers import MIN_OWN_LAYERS, LayerLimitError
+from builder.assembly.layers import MIN_OWN_LAYERS, LayerLimitError
 from builder.registry.client import DOCKER_MANIFEST, RegistryClient
 from builder.registry.layerblobs import LayerBlob
 from tests.integration.test_assemble_registry import _assemble, fetch_image, make_model, push_base
@@ -192,12 +192,13 @@ def test_layers_upload_in_parallel(local_registry, tmp_path, workers):
 
 
 def assemble_to(host: str, repo: str, tmp: Path, base: str, model: Path, **kw):
-    from builder.registry import assemble_in_registry
+    from builder.assembly import AssemblyRequest
+    from builder.registry.assemble import assemble
     from tests.integration.test_assemble_registry import make_resolved
 
-    return assemble_in_registry(make_resolved(tmp), registry=f"{host}/{repo}", base_ref=base, model_dir=model,
-                                compiled_dir=None, extra_files={}, credentials=None,
-                                cache_dir=kw.pop("cache", tmp / "cache"), split_threshold=MB, **kw)
+    return assemble(AssemblyRequest(resolved=make_resolved(tmp), registry=f"{host}/{repo}", base_image=base,
+                                    model_dir=model, cache_dir=kw.pop("cache", tmp / "cache"), split_threshold=MB,
+                                    **kw))
 
 
 def test_ctrl_c_mid_upload_leaves_no_manifest_and_no_half_layer(restartable_registry, fault_proxy, tmp_path):
@@ -268,7 +269,7 @@ def _push_deep_base(host: str, repo: str, n: int) -> str:
 
 
 def test_layer_plan_counts_the_base_layers(local_registry, tmp_path):
-    """The plan is told the base's layer count (helper F's budget, builder/image/layers.py): on a
+    """The plan is told the base's layer count (helper F's budget, builder/assembly/layers.py): on a
     118-layer base ours are held to MIN_OWN_LAYERS (8), where an unknown base would allow 60 and the
     plan would make 10 (8 shards, small files, config); on a 125-layer base the build is refused."""
     model = make_model(tmp_path / "model", shards=8, size=2 * MB)

@@ -13,9 +13,7 @@ import uuid
 
 import pytest
 
-from builder.image.bake import bake_image
-from builder.image.model import BakeOptions
-from builder.registry import assemble_in_registry
+from builder.assembly import AssemblyRequest, assemble
 from tests.integration.test_assemble_registry import fetch_image, make_model, make_resolved, push_base
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
@@ -36,8 +34,10 @@ def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publ
         for event in client.api.pull(base.split("@")[0], tag=base.split("@")[1], stream=True, decode=True):
             assert "error" not in event, event
         created.append(base)
-        baked = bake_image(resolved, model_dir=model, model_digest=None, compiled_dir=None, extra_files={},
-                           options=BakeOptions(base_image=base, cache_dir=tmp_path / "cache-docker", progress=False))
+        # one request, both assemblers (each with a cache of its own)
+        request = AssemblyRequest(resolved=resolved, model_dir=model, base_image=base, progress=False,
+                                  registry=f"{host}/cmp/registry-{run}")
+        baked = assemble("docker", request.model_copy(update={"cache_dir": tmp_path / "cache-docker"}))
         created += [baked.image_id, *baked.tags] + ([baked.artifacts_ref] if baked.artifacts_ref else [])
         repo = f"{host}/cmp/docker-{run}"
         client.api.tag(baked.image_id, repo, "x")
@@ -50,9 +50,7 @@ def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publ
         docker_ref = f"{repo}@{digest}"
         created.append(docker_ref)
 
-        res = assemble_in_registry(resolved, registry=f"{host}/cmp/registry-{run}", base_ref=base, model_dir=model,
-                                   compiled_dir=None, extra_files={}, credentials=None,
-                                   cache_dir=tmp_path / "cache-registry")
+        res = assemble("registry", request.model_copy(update={"cache_dir": tmp_path / "cache-registry"}))
         # a third-party validator accepts both: blob digests and sizes, gzip layers, diff_ids
         crane.assert_valid(docker_ref)
         crane.assert_valid(res.reference)
@@ -66,7 +64,7 @@ def test_docker_and_registry_assemblers_make_the_same_image(local_registry, publ
         assert not diffs, diffs
         d_labels = dict(d_config["config"]["Labels"])
         # the same inputs (same base manifest digest, files, recipe): the same identity, so the same
-        # inputs-digest label and default publish tag from either assembler (builder/image/identity.py)
+        # inputs-digest label and default publish tag from either assembler (builder/assembly/identity.py)
         assert d_labels["dev.lmi-builder.inputs.digest"] == baked.identity.digest == res.identity.digest
         assert r_config["config"]["Labels"] == d_labels
         for key in KEYS[1:]:

@@ -16,8 +16,10 @@ import requests
 from pydantic import SecretStr
 
 from builder import labels, ledger
+from builder.assembly import AssemblyRequest
 from builder.diagnostics import BuilderError
-from builder.registry import assemble_in_registry, move_tag
+from builder.registry import move_tag
+from builder.registry.assemble import assemble
 from builder.registry.client import DOCKER_MANIFEST, MIN_PART, RegistryClient, RegistryCredentials
 from builder.registry.transfer import ensure_base_blob
 from tests.integration.test_assemble_registry import (
@@ -52,9 +54,8 @@ def _repo(prefix: str) -> str:
 
 def _assemble(host: str, tmp, base: str, model, cache, *, repo: str, **kw):
     """Registry assembly into ``host/repo`` (each test its own repository: the session registry is shared)."""
-    return assemble_in_registry(kw.pop("resolved", None) or make_resolved(tmp), registry=f"{host}/{repo}",
-                                base_ref=base, model_dir=model, compiled_dir=None, extra_files={},
-                                credentials=kw.pop("credentials", None), cache_dir=cache, **kw)
+    return assemble(AssemblyRequest(resolved=kw.pop("resolved", None) or make_resolved(tmp), registry=f"{host}/{repo}",
+                                    base_image=base, model_dir=model, cache_dir=cache, **kw))
 
 
 # --- the equipment answers as ECR is documented to ---------------------------------------------
@@ -164,7 +165,7 @@ def test_assembly_through_ecr_front(ecr_front, tmp_path, monkeypatch, parts):
         (model / "model-00002-of-00002.safetensors").read_bytes()).hexdigest()
     again = _assemble(front.host, tmp_path, base, model, tmp_path / "cache", repo=repo, credentials=creds,
                       split_threshold=MIB)
-    assert again.digest == res.digest and again.bytes_uploaded == 0
+    assert again.digest == res.digest and again.bytes_sent == 0
     # publish in place (the registry assembler's --push): a verified tag move, and one into another
     # repository, whose blobs ECR mounts because the image's manifest (by digest) references them
     tag = "v1"
@@ -306,7 +307,7 @@ def test_assembly_against_distribution_v3(v3_registry, tmp_path, monkeypatch, pa
     assert files["opt/ml/model/model-00002-of-00002.safetensors"][1] == 6 * MIB
     assert config["config"]["Labels"]["dev.lmi-builder.recipe.hash"] == make_resolved(tmp_path).recipe_hash
     again = _assemble(v3_registry.host, tmp_path, base, model, cache, repo=repo, split_threshold=MIB)
-    assert again.digest == res.digest and again.bytes_uploaded == 0
+    assert again.digest == res.digest and again.bytes_sent == 0
     changed = _assemble(v3_registry.host, tmp_path, base, model, cache, repo=repo, split_threshold=MIB,
                         resolved=make_resolved(tmp_path, {"model_loading_timeout": 63}))
     assert [layer.kind for layer in changed.layers if layer.uploaded] == ["config"]

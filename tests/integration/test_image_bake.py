@@ -1,4 +1,5 @@
-"""bake_image against the real engine: file tree, properties, labels, layer order, config-only rebuilds.
+"""The docker assembler (builder.image.bake.assemble) against the real engine: file tree, properties,
+labels, layer order, config-only rebuilds.
 
 Base image: the session's ``rootfs_image`` (debootstrap + docker import, no pull), pinned by image id.
 Every image made here has a per-run recipe name and is removed at teardown (only ours, by tag).
@@ -17,10 +18,11 @@ import pytest
 
 from builder import engine
 from builder import labels as L
+from builder.assembly import AssemblyRequest
+from builder.assembly.layers import iter_entries_tar
 from builder.diagnostics import BuilderError
-from builder.image import BakeOptions, bake_image
+from builder.image.bake import assemble
 from builder.image.base import resolve_base
-from builder.image.layers import iter_entries_tar
 from builder.lmi.properties import dumps, loads
 from builder.lmi.resolve import resolve
 from builder.recipe.model import Recipe
@@ -66,10 +68,10 @@ def _bake(resolved, tmp_path, client, base, made, **opts):
     handler = tmp_path / "model.py"
     if not handler.exists():
         handler.write_text("def handle(inputs):\n    return None\n")
-    result = bake_image(resolved, model_dir=tmp_path / "model", model_digest="sha256:" + "e" * 64, compiled_dir=None,
-                        extra_files={"model.py": handler},
-                        options=BakeOptions(base_image=base, cache_dir=tmp_path / "cache", docker=client,
-                                            progress=False, **opts))
+    result = assemble(AssemblyRequest(resolved=resolved, model_dir=tmp_path / "model",
+                                      model_digest="sha256:" + "e" * 64, extra_files={"model.py": handler},
+                                      base_image=base, cache_dir=tmp_path / "cache", docker=client, progress=False,
+                                      **opts))
     made.extend(result.tags)
     if result.artifacts_ref:
         made.insert(0, result.artifacts_ref)  # removed last: the model images depend on it
@@ -112,14 +114,14 @@ def test_bake_rebuild_config_only_and_no_change(docker_client, base_id, tmp_path
     assert labels[L.MANAGED] == "true" and labels[L.ROLE] == "model"
     assert labels[L.RECIPE_HASH] == resolved.recipe_hash and labels[L.RECIPE_NAME] == name
     assert json.loads(labels[L.RECIPE_JSON])["recipe"]["description"] == NASTY
-    assert labels["org.opencontainers.image.base.digest"] == base_id == cold.base_digest
+    assert labels["org.opencontainers.image.base.digest"] == base_id == cold.base.digest
     assert labels[L.MODEL_DIGEST] == "sha256:" + "e" * 64 and labels[L.LMI_FAMILY] == "dev-cpu"
     assert json.loads(labels[L.SMOKE])["model_loading_timeout"] == int(resolved.properties["option.model_loading_timeout"])
     assert f"NASTY={NASTY}" in attrs["Config"]["Env"]
     assert "8080/tcp" in attrs["Config"]["ExposedPorts"]
     assert cold.identity is not None and labels[L.INPUTS_DIGEST] == cold.identity.digest
     assert set(cold.tags) == {f"{name}:{cold.identity.digest[7:19]}", f"{name}-extra:v1"}
-    assert cold.base_pin == "image-id" and not cold.artifacts_image_reused
+    assert cold.base.pin == "image-id" and not cold.artifacts_image_reused
 
     # layer order: base layers, then weights, then config; ours are the last ones
     rootfs = attrs["RootFS"]["Layers"]
@@ -167,18 +169,14 @@ def test_bake_rebuild_config_only_and_no_change(docker_client, base_id, tmp_path
     assert docker_client.api.inspect_image(cold.tags[0])["Id"] == cold.image_id
 
 
-def test_big_files_get_their_own_layers(docker_client, base_id, tmp_path, made, monkeypatch):
+def test_big_files_get_their_own_layers(docker_client, base_id, tmp_path, made):
     """Above the split threshold each weights file is its own engine layer, in plan order.
 
     (The engine writes owner names "root" and USTAR headers, so its diff_ids differ from
     write_layer_tar's PAX/empty-owner tars even though names, modes, mtimes and bytes agree.)"""
-    import builder.image.bake as bake_mod
-
-    original = bake_mod.plan_layers
-    monkeypatch.setattr(bake_mod, "plan_layers", lambda *a, **k: original(*a, **{**k, "split_threshold": 2 * MiB}))
     name = f"lmitest-{uuid.uuid4().hex[:8]}"
     _model(tmp_path / "model")
-    result = _bake(resolve(_recipe(name)), tmp_path, docker_client, base_id, made)
+    result = _bake(resolve(_recipe(name)), tmp_path, docker_client, base_id, made, split_threshold=2 * MiB)
     assert [(x.kind, x.files) for x in result.layers] == [("weights", 1), ("weights", 2), ("config", 2)]
     rootfs = docker_client.api.inspect_image(result.image_id)["RootFS"]["Layers"]
     assert rootfs[-3:] == [x.digest for x in result.layers] and len(set(rootfs[-3:])) == 3

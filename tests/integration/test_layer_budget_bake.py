@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.image import BakeOptions, bake_image
-from builder.image import layers as layers_mod
+from builder.assembly import AssemblyRequest
+from builder.assembly import layers as layers_mod
+from builder.image.bake import assemble
 from builder.lmi.resolve import resolve
 from builder.recipe.model import Recipe
 
@@ -57,10 +58,9 @@ def test_bake_groups_shards_to_fit_the_base(docker_client, rootfs_image, tmp_pat
         "name": f"lmitest-{uuid.uuid4().hex[:8]}", "model": {"path": "model", "entry_point": "model.py"},
         "container": {"family": "dev-cpu", "version": "0.34.0"}, "target": {"instance_type": "ml.m5.xlarge"},
         "serving": {"engine": "Python", "option": {"rolling_batch": "disable"}}})
-    result = bake_image(resolve(recipe), model_dir=model, model_digest="sha256:" + "e" * 64, compiled_dir=None,
-                        extra_files={"model.py": handler},
-                        options=BakeOptions(base_image=base_id, cache_dir=tmp_path / "cache", docker=docker_client,
-                                            progress=False))
+    result = assemble(AssemblyRequest(resolved=resolve(recipe), model_dir=model, model_digest="sha256:" + "e" * 64,
+                                      extra_files={"model.py": handler}, base_image=base_id,
+                                      cache_dir=tmp_path / "cache", docker=docker_client, progress=False))
     made.extend(result.tags)
     if result.artifacts_ref:
         made.insert(0, result.artifacts_ref)

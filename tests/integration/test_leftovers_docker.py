@@ -59,8 +59,10 @@ def _ancestry(client, image_id: str) -> list[str]:
 def test_a_failed_bake_leaves_no_untagged_image(docker_client, rootfs_image, tmp_path, monkeypatch):
     """A step of the model image fails after three steps made images: none of them, nor the labels
     image under them, is left untagged; the tagged artifacts image (reusable) stays."""
+    from builder.assembly import AssemblyRequest
     from builder.diagnostics import BuilderError
-    from builder.image import BakeOptions, bake_image, render
+    from builder.image import render
+    from builder.image.bake import assemble
     from builder.lmi.resolve import resolve
     from tests.integration.test_image_bake import _model, _recipe
 
@@ -75,10 +77,10 @@ def test_a_failed_bake_leaves_no_untagged_image(docker_client, rootfs_image, tmp
     artifacts = None
     try:
         with pytest.raises(BuilderError, match="model image failed"):
-            bake_image(resolved, model_dir=tmp_path / "model", model_digest="sha256:" + "e" * 64, compiled_dir=None,
-                       extra_files={"model.py": handler},
-                       options=BakeOptions(base_image=base, cache_dir=tmp_path / "cache", docker=docker_client,
-                                           progress=False))
+            assemble(AssemblyRequest(resolved=resolved, model_dir=tmp_path / "model",
+                                     model_digest="sha256:" + "e" * 64, extra_files={"model.py": handler},
+                                     base_image=base, cache_dir=tmp_path / "cache", docker=docker_client,
+                                     progress=False))
         new = [i for i in docker_client.images.list(all=True) if i.id not in before]
         artifacts = next(i for i in new if any(t.startswith("lmi-build/artifacts:") for t in i.tags))
         # what descends from this run's artifacts image (its weights are random: nobody else's)
