@@ -6,8 +6,9 @@ artifacts go into an intermediate image tagged by their content digest
 serving-option change only sends the configuration layer (kilobytes) and never reads the weights:
 file digests come from a (path, size, mtime_ns, inode) table (``builder.assembly.digests``).
 
-``build_context``, ``chunked``, ``image_id`` and ``tag_image`` are public: the multi-model image
-(``builder.multi.image``) builds the same way.
+``build_context``, ``chunked`` and ``tag_image`` are public: the multi-model image
+(``builder.multi.image``) builds the same way. The engine calls (client, build, image_id) are
+``builder.engine``'s.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from builder import __version__, console
+from builder import __version__, console, engine
 from builder import labels as L
 from builder.assembly import identity
 from builder.assembly.digests import FileDigestCache, layer_content_digest
@@ -36,7 +37,7 @@ from builder.assembly.layers import (
 )
 from builder.assembly.request import AssembledImage, AssemblyRequest, BaseInfo, LayerInfo
 from builder.diagnostics import BuilderError
-from builder.image import _docker, metadata, render
+from builder.image import metadata, render
 from builder.image.base import resolve_base
 from builder.paths import cache_dir as _cache_dir
 
@@ -48,9 +49,7 @@ CONTEXT_LAYERS = "layers"
 def _client(request: AssemblyRequest):
     if request.docker is not None:
         return request.docker
-    from builder.engine import docker_client
-
-    return docker_client(STAGE, timeout=900)
+    return engine.docker_client(STAGE, timeout=900)
 
 
 def build_context(dockerfile: str, layers: list[Layer]) -> tuple[Iterator[bytes], int, list[str]]:
@@ -80,15 +79,6 @@ def chunked(it: Iterator[bytes]) -> Iterator[bytes]:
             buf.clear()
     if buf:
         yield bytes(buf)
-
-
-def image_id(client, ref: str) -> str | None:
-    import docker.errors
-
-    try:
-        return client.api.inspect_image(ref)["Id"]
-    except docker.errors.ImageNotFound:
-        return None
 
 
 def _diff_ids(client, image_id: str) -> list[str]:
@@ -181,7 +171,7 @@ def _tagged_for(client, tag: str, ident: identity.ImageIdentity, *, no_cache: bo
     """The image id ``tag`` already names when it was built from these same inputs (it is reused), None
     when the tag is free. A tag is never moved to another image: one naming an image of other inputs
     (or one not ours) is an error that leaves that image as it is."""
-    have = image_id(client, tag)
+    have = engine.image_id(client, tag)
     if have is None:
         return None
     got = (client.api.inspect_image(have)["Config"].get("Labels") or {}).get(L.INPUTS_DIGEST)
@@ -245,7 +235,7 @@ def _build_image(client, request: AssemblyRequest, base, layers: list[Layer], co
         inputs = h.hexdigest()
         artifacts_ref = f"{ARTIFACTS_REPO}:{inputs[:12]}"
         with FileLock(str(cache_root / f"artifacts-{inputs[:12]}.lock")):
-            existing = None if request.no_cache else image_id(client, artifacts_ref)
+            existing = None if request.no_cache else engine.image_id(client, artifacts_ref)
             if existing is not None and client.api.inspect_image(existing)["Config"].get("Labels", {}) \
                     .get(L.INPUTS_DIGEST) == inputs:
                 artifacts_reused = True
@@ -263,9 +253,9 @@ def _build_image(client, request: AssemblyRequest, base, layers: list[Layer], co
                 chunks, total, _ = build_context(dockerfile, artifact_layers)
                 console.info(f"  building artifacts image {artifacts_ref} "
                              f"({sum(x.size for x in artifact_layers) / 2**20:.1f} MiB in {len(artifact_layers)} layer(s))")
-                out = _docker.build(client, chunked(chunks), total=total, tag=artifacts_ref, labels=None,
-                                    nocache=request.no_cache, what="artifacts image", show_progress=request.progress,
-                                    made=made)
+                out = engine.build(client, chunked(chunks), what="the artifacts image", stage=STAGE,
+                                   tag=artifacts_ref, total=total, nocache=request.no_cache,
+                                   show_progress=request.progress, echo_steps=True, made=made)
                 bytes_sent += out.bytes_sent
                 from_ref = out.image_id
 
@@ -275,20 +265,20 @@ def _build_image(client, request: AssemblyRequest, base, layers: list[Layer], co
     stable, dependent = metadata.split_labels(labels)
     head = render.render_artifacts(from_ref=from_ref, layer_dirs=[], labels=stable)  # FROM + the stable labels
     chunks, total, _ = build_context(head, [])
-    labelled = _docker.build(client, chunked(chunks), total=total, tag=None, labels=None,
-                             nocache=request.no_cache, what="model image (labels)", show_progress=False, made=made)
+    labelled = engine.build(client, chunked(chunks), what="the model image (labels)", stage=STAGE, total=total,
+                            nocache=request.no_cache, echo_steps=True, made=made)
     bytes_sent += labelled.bytes_sent
     dockerfile = render.render_model(resolved.release.family, from_ref=labelled.image_id,
                                      config_dir=f"{CONTEXT_LAYERS}/{config_layer.name}", env=resolved.recipe.env,
                                      labels=dependent)
     chunks, total, _ = build_context(dockerfile, [config_layer])
-    out = _docker.build(client, chunked(chunks), total=total, tag=None, labels=None,
-                        nocache=request.no_cache, what="model image", show_progress=request.progress, made=made)
+    out = engine.build(client, chunked(chunks), what="the model image", stage=STAGE, total=total,
+                       nocache=request.no_cache, show_progress=request.progress, echo_steps=True, made=made)
     bytes_sent += out.bytes_sent
     if out.cached_steps or labelled.cached_steps:
         hits.append(f"build-steps:{out.cached_steps + labelled.cached_steps}/{out.steps + labelled.steps}")
     return out.image_id, bytes_sent, artifacts_ref, artifacts_reused
 
 
-__all__ = ["ARTIFACTS_REPO", "assemble", "build_context", "check_tags", "chunked", "image_id", "remove_made",
+__all__ = ["ARTIFACTS_REPO", "assemble", "build_context", "check_tags", "chunked", "remove_made",
            "tag_image"]
