@@ -45,7 +45,7 @@ class Resolved(BaseModel):
     entry_point: str | None
     recipe_hash: str
 
-    # no ``tag`` here: the image tag digests the model, handler files and base too (builder.image.identity)
+    # no ``tag`` here: the image tag digests the model, handler files and base too (builder.assembly.identity)
 
     def env(self) -> dict[str, str]:
         return env_form(self.properties)
@@ -53,7 +53,7 @@ class Resolved(BaseModel):
     def with_properties(self, overrides: dict[str, str]) -> Resolved:
         """A new value whose serving.properties carry ``overrides`` (compile's: load the compiled artifacts
         instead of compiling again, §11.5). ``recipe_hash`` stays the recipe's: it names what the user wrote
-        and finds the images built from it; the image's own digest (builder.image.identity) covers the
+        and finds the images built from it; the image's own digest (builder.assembly.identity) covers the
         properties baked."""
         if not overrides:
             return self

@@ -45,7 +45,7 @@ def load_image(client, ref: str) -> LocalImage:
 
 
 def image_digest(image_labels: dict[str, str]) -> str | None:
-    """The image inputs digest (builder.image.identity) of a model image we built, or None (an image of
+    """The image inputs digest (builder.assembly.identity) of a model image we built, or None (an image of
     another builder, or one of ours from before tags were content-addressed)."""
     digest = image_labels.get(labels.INPUTS_DIGEST) or ""
     # an artifacts/runtime image's inputs digest is a cache key (bare hex), and a model image made before

@@ -1,6 +1,6 @@
 """Tag templates and validation.
 
-Default tag: ``<recipe-name>-<image-digest12>``, the image inputs digest (``builder.image.identity``:
+Default tag: ``<recipe-name>-<image-digest12>``, the image inputs digest (``builder.assembly.identity``:
 resolved recipe, model files, handler files, compile key, base), so one tag names one image and it is
 safe to push to an IMMUTABLE ECR repository (containers-and-registries.md §7). User templates may use
 ``{name}``, ``{image_digest}``, ``{image_digest12}``, ``{recipe_hash}``, ``{recipe_hash12}``, ``{git_sha}``

@@ -41,7 +41,7 @@ def resolve(ctx, inputs: Inputs) -> ResolvedBuild:
     from builder.recipe.files import handler_files
 
     resolved = inputs.recipe.resolved
-    # the image tag is the digest of every input (builder/image/identity.py): known at bake
+    # the image tag is the digest of every input (builder/assembly/identity.py): known at bake
     details: dict[str, Any] = {"recipe_hash12": resolved.recipe_hash[:12]}
     if ctx.options.lmi_check:
         details["lmi_check"] = lmi_check(ctx, resolved)
