@@ -90,35 +90,22 @@ def test_two_docker_builds_at_once_give_one_image_id(docker_client, devcpu_runti
         remove_images_made_since(docker_client, before, (f"{name}:",))
 
 
-def _fresh_registry(tmp_path: Path):
-    from tests.support.registry_fixtures import _make_registry, _registry_missing
-
-    reason = _registry_missing()
-    if reason:
-        pytest.skip(reason)
-    reg = _make_registry(tmp_path / "reg")
-    reg.start()
-    return reg
-
-
 @pytest.mark.registry
-def test_two_registry_builds_at_once_push_the_runtime_once(docker_client, devcpu_runtime, tmp_path, shared_cache):
-    reg = _fresh_registry(tmp_path)  # of its own: the runtime is not in it yet
-    try:
-        name = f"race-{uuid.uuid4().hex[:8]}"
-        recipe = _quickstart(tmp_path, name)
-        reports = [tmp_path / "a.json", tmp_path / "b.json"]
-        procs = [_start(recipe, tmp_path / "home", shared_cache, r, "--assembler", "registry", "--registry",
-                        f"{reg.host}/models/{which}") for r, which in zip(reports, ("a", "b"), strict=True)]
-        for rc, err in _finish(procs):
-            assert rc == 0, err[-3000:]
-            assert "ImageNotFound" not in err
-        tags = requests.get(f"http://{reg.host}/v2/lmi-build/dev-cpu/tags/list", timeout=5).json()["tags"]
-        assert tags == [devcpu_runtime.ref.rsplit(":", 1)[-1]]
-        bases = {json.loads(r.read_text())["image"]["base"]["reference"] for r in reports}
-        assert len(bases) == 1 and next(iter(bases)).startswith(f"{reg.host}/lmi-build/dev-cpu@sha256:")
-        # the local names made for the push are gone; the runtime image stays
-        assert not [t for t in image_tags(docker_client) if t.startswith(reg.host)]
-        assert docker_client.api.inspect_image(devcpu_runtime.image_id)
-    finally:
-        reg.stop()
+def test_two_registry_builds_at_once_push_the_runtime_once(docker_client, devcpu_runtime, tmp_path, shared_cache,
+                                                          restartable_registry):
+    reg = restartable_registry  # of its own: the runtime is not in it yet (the fixture stops it)
+    name = f"race-{uuid.uuid4().hex[:8]}"
+    recipe = _quickstart(tmp_path, name)
+    reports = [tmp_path / "a.json", tmp_path / "b.json"]
+    procs = [_start(recipe, tmp_path / "home", shared_cache, r, "--assembler", "registry", "--registry",
+                    f"{reg.host}/models/{which}") for r, which in zip(reports, ("a", "b"), strict=True)]
+    for rc, err in _finish(procs):
+        assert rc == 0, err[-3000:]
+        assert "ImageNotFound" not in err
+    tags = requests.get(f"http://{reg.host}/v2/lmi-build/dev-cpu/tags/list", timeout=5).json()["tags"]
+    assert tags == [devcpu_runtime.ref.rsplit(":", 1)[-1]]
+    bases = {json.loads(r.read_text())["image"]["base"]["reference"] for r in reports}
+    assert len(bases) == 1 and next(iter(bases)).startswith(f"{reg.host}/lmi-build/dev-cpu@sha256:")
+    # the local names made for the push are gone; the runtime image stays
+    assert not [t for t in image_tags(docker_client) if t.startswith(reg.host)]
+    assert docker_client.api.inspect_image(devcpu_runtime.image_id)

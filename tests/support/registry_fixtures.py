@@ -21,12 +21,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 REGISTRY_EXE = "/usr/bin/docker-registry"
+T = TypeVar("T")
 TEST_LABEL = "dev.lmi-builder.test.publish"
 
 
@@ -84,6 +87,9 @@ class LocalRegistry:
     def start(self, deadline_s: float = 10.0) -> None:
         import requests
 
+        if self.proc is not None and self.proc.poll() is None:
+            # a second process on the port would answer nothing, and stop() would no longer reach the first
+            raise RuntimeError(f"the registry on {self.host} is running already (pid {self.proc.pid})")
         cfg = self.root / "config.yml"
         if not cfg.exists():
             self.write_config()
@@ -139,47 +145,60 @@ class LocalRegistry:
         return sum(1 for line in self.access_lines(since) if pat.search(line))
 
 
-def _make_registry(tmp: Path, **kw) -> LocalRegistry:
-    tmp.mkdir(parents=True, exist_ok=True)
-    reg = LocalRegistry(root=tmp, port=free_port(), **kw)
+@contextmanager
+def serving_registry(root: Path, *, missing: str | None = None, **kw) -> Iterator[LocalRegistry]:
+    """A registry in ``root`` on a free port, started, and stopped when the block ends; the set-up every
+    registry fixture shares. ``missing``: why it cannot run here (the caller's check), a skip."""
+    if missing:
+        pytest.skip(missing)
+    root.mkdir(parents=True, exist_ok=True)
+    reg = LocalRegistry(root=root, port=free_port(), **kw)
     reg.write_config()
     reg.start()
-    return reg
+    try:
+        yield reg
+    finally:
+        reg.stop()
 
 
 @pytest.fixture(scope="session")
 def local_registry(tmp_path_factory) -> Iterator[LocalRegistry]:
     """A plain (no auth) registry for the whole run; yields the object, ``.host`` is 127.0.0.1:PORT."""
-    reason = _registry_missing()
-    if reason:
-        pytest.skip(reason)
-    reg = _make_registry(tmp_path_factory.mktemp("registry"))
-    yield reg
-    reg.stop()
+    with serving_registry(tmp_path_factory.mktemp("registry"), missing=_registry_missing()) as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory) -> Iterator[LocalRegistry]:
     """An htpasswd (bcrypt, ``htpasswd -Bbn``) registry; ``.username`` / ``.password`` are valid."""
-    reason = _registry_missing() or (None if shutil.which("htpasswd") else
-                                     "htpasswd missing (apt-get install apache2-utils)")
-    if reason:
-        pytest.skip(reason)
-    reg = _make_registry(tmp_path_factory.mktemp("registry-auth"), username="tester",
-                         password=f"pw-{uuid.uuid4().hex[:16]}")
-    yield reg
-    reg.stop()
+    missing = _registry_missing() or (None if shutil.which("htpasswd") else
+                                      "htpasswd missing (apt-get install apache2-utils)")
+    with serving_registry(tmp_path_factory.mktemp("registry-auth"), missing=missing, username="tester",
+                          password=f"pw-{uuid.uuid4().hex[:16]}") as reg:
+        yield reg
 
 
 @pytest.fixture
 def restartable_registry(tmp_path) -> Iterator[LocalRegistry]:
     """A registry of this test's own, so that the test may ``stop()`` / ``restart()`` it."""
-    reason = _registry_missing()
-    if reason:
-        pytest.skip(reason)
-    reg = _make_registry(tmp_path / "reg")
-    yield reg
-    reg.stop()
+    with serving_registry(tmp_path / "reg", missing=_registry_missing()) as reg:
+        yield reg
+
+
+def closing_factory(build: Callable[..., T]) -> Iterator[Callable[..., T]]:
+    """Yield ``build`` as a factory and ``close()`` everything it made once the test is over: the shape of
+    the ECR-front and fault-proxy fixtures (a generator for a fixture to ``yield from``)."""
+    made: list = []
+
+    def make(*args, **kwargs) -> T:
+        made.append(build(*args, **kwargs))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for thing in made:
+            thing.close()
 
 
 # --- an ECR-like front, and a second registry implementation ------------------------------------
@@ -191,17 +210,11 @@ def ecr_front(local_registry) -> Iterator[Callable[..., object]]:
     of ``registry`` (default: the session's plain ``local_registry``); closed in teardown."""
     from tests.equipment.ecr_front import EcrFront
 
-    made: list[EcrFront] = []
-
-    def make(registry: LocalRegistry | None = None, **kw) -> EcrFront:
+    def front(registry: LocalRegistry | None = None, **kw) -> EcrFront:
         reg = registry or local_registry
-        front = EcrFront(reg.port, reg.root / "data", **kw)
-        made.append(front)
-        return front
+        return EcrFront(reg.port, reg.root / "data", **kw)
 
-    yield make
-    for front in made:
-        front.close()
+    yield from closing_factory(front)
 
 
 DISTRIBUTION_V3 = "github.com/distribution/distribution/v3/cmd/registry@v3.0.0"
@@ -244,9 +257,8 @@ def distribution_v3_exe() -> str:
 def v3_registry(tmp_path_factory) -> Iterator[LocalRegistry]:
     """distribution v3.0.0 (built from the Go module proxy) on 127.0.0.1, plain, for the whole run."""
     exe = distribution_v3_exe()
-    reg = _make_registry(tmp_path_factory.mktemp("registry-v3"), exe=exe)
-    yield reg
-    reg.stop()
+    with serving_registry(tmp_path_factory.mktemp("registry-v3"), exe=exe) as reg:
+        yield reg
 
 
 # --- fault-injecting TCP proxy ----------------------------------------------------------------
@@ -352,16 +364,8 @@ def _close(*socks: socket.socket) -> None:
 @pytest.fixture
 def fault_proxy(restartable_registry) -> Iterator[Callable[..., FaultProxy]]:
     """Factory: ``fault_proxy(throttle_bps=None)`` -> FaultProxy in front of ``restartable_registry``."""
-    made: list[FaultProxy] = []
-
-    def make(throttle_bps: int | None = None) -> FaultProxy:
-        p = FaultProxy(restartable_registry.port, throttle_bps=throttle_bps)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+    yield from closing_factory(lambda throttle_bps=None: FaultProxy(restartable_registry.port,
+                                                                    throttle_bps=throttle_bps))
 
 
 # --- moto ECR ------------------------------------------------------------------------------
