@@ -5,8 +5,8 @@ Entry points: :func:`builder.registry.assemble.assemble` (the assembler, through
 :func:`move_tag` (publish). See docs/registry-assembly.md.
 """
 
-from builder.registry.client import RegistryClient, RegistryCredentials
+from builder.registry.client import RegistryClient
 from builder.registry.smoke import pull_for_smoke, remove_pulled
 from builder.registry.tags import TagMove, move_tag
 
-__all__ = ["RegistryClient", "RegistryCredentials", "TagMove", "move_tag", "pull_for_smoke", "remove_pulled"]
+__all__ = ["RegistryClient", "TagMove", "move_tag", "pull_for_smoke", "remove_pulled"]

@@ -64,9 +64,6 @@ MIN_PART = 5 << 20
 PART_ENV = "LMI_BUILD_UPLOAD_PART_MIB"
 
 
-# the one credential model (builder.credentials); the old name stays for the assemblers' signatures
-RegistryCredentials = Credentials
-
 
 class ReadRetry(Retry):
     """urllib3's ``Retry`` for the registry's idempotent reads: a connection error, a read timeout or a
@@ -235,7 +232,7 @@ def iter_parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
 class RegistryClient:
     """One registry host. ``stage`` names the pipeline stage in error messages."""
 
-    def __init__(self, host: str, credentials: object | None = None, *, stage: str = "assemble",
+    def __init__(self, host: str, credentials: Credentials | None = None, *, stage: str = "assemble",
                  session: requests.Session | None = None, part_size: int | None = None):
         self.host = host
         self.credentials = credentials
@@ -366,7 +363,7 @@ class RegistryClient:
                 raise self._deadline_error(watch, method, path) from None
             if watch is not None and _stalled(exc):
                 err = self._stall_error(watch, method, path)
-                err.transient = True  # type: ignore[attr-defined]  # a read is retried within the deadline
+                err.transient = True  # type: ignore[attr-defined]  # transfer.py resumes an upload after it
                 raise err from None
             err = BuilderError(
                 f"registry {self.host} unreachable or connection lost during {method} "
@@ -375,7 +372,7 @@ class RegistryClient:
             err.transient = True  # type: ignore[attr-defined]
             raise err from None
         if resp.status_code == 401:
-            who = f" for user {self.credentials.username!r}" if self.credentials else ""  # type: ignore[attr-defined]
+            who = f" for user {self.credentials.username!r}" if self.credentials else ""
             raise BuilderError(f"registry {self.host} refused the credentials{who} (401 on {method} "
                                f"{_short(path)})", stage=self.stage,
                                hint="check the username and password (--password-stdin) or docker login")
@@ -392,7 +389,7 @@ class RegistryClient:
                 raise BuilderError(f"registry {self.host} needs credentials (Basic realm "
                                    f"{params.get('realm', '?')!r})", stage=self.stage,
                                    hint="pass --username and --password-stdin, or docker login")
-            raw = f"{creds.username}:{creds.password.get_secret_value()}".encode()  # type: ignore[attr-defined]
+            raw = f"{creds.username}:{creds.password.get_secret_value()}".encode()
             value = "Basic " + base64.b64encode(raw).decode()
             self._auth[self._scope] = value
             self._auth["basic"] = value
@@ -401,7 +398,7 @@ class RegistryClient:
             realm = params.pop("realm", "")
             if not realm:
                 raise BuilderError(f"registry {self.host}: Bearer challenge without realm", stage=self.stage)
-            auth = ((creds.username, creds.password.get_secret_value())  # type: ignore[attr-defined]
+            auth = ((creds.username, creds.password.get_secret_value())
                     if creds else None)
             try:
                 r = self.session.get(realm, params=params, auth=auth, timeout=_timeout())

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from builder import console
+from builder.credentials import Credentials
 from builder.diagnostics import BuilderError
 from builder.registry import reference
 
 STAGE = "smoke"
 
 
-def pull_for_smoke(pinned: str, *, credentials: object | None = None, docker: Any = None) -> str:
+def pull_for_smoke(pinned: str, *, credentials: Credentials | None = None, docker: Any = None) -> str:
     """Pull ``pinned`` (HOST/REPO@sha256:...); returns the local image id. The engine keeps the
     image under its ``RepoDigests`` entry, so the smoke stage can run ``pinned`` itself."""
     ref = reference.parse(pinned, what="image")
@@ -26,10 +27,7 @@ def pull_for_smoke(pinned: str, *, credentials: object | None = None, docker: An
         from builder.engine import docker_client
 
         docker = docker_client(STAGE)
-    auth = None
-    if credentials is not None:
-        auth = {"username": credentials.username,  # type: ignore[attr-defined]
-                "password": credentials.password.get_secret_value()}  # type: ignore[attr-defined]
+    auth = credentials.auth_config() if credentials is not None else None  # None: Docker's config (engine.pull)
     console.step(f"pull {pinned} into the local engine (smoke test only)")
     from builder.engine import pull
 

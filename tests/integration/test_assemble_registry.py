@@ -22,10 +22,11 @@ import pytest
 from pydantic import SecretStr
 
 from builder.assembly import AssemblyRequest
+from builder.credentials import Credentials
 from builder.diagnostics import BuilderError
 from builder.registry import move_tag
 from builder.registry.assemble import assemble
-from builder.registry.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient, RegistryCredentials
+from builder.registry.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient
 from builder.registry.manifest import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
@@ -226,11 +227,11 @@ def test_registry_killed_mid_upload_then_rerun_resumes(restartable_registry, fau
 
 
 def test_wrong_password_fails_without_echoing_it(auth_registry, tmp_path):
-    good = RegistryCredentials(username=auth_registry.username, password=SecretStr(auth_registry.password))
+    good = Credentials(username=auth_registry.username, password=SecretStr(auth_registry.password))
     base = push_base(auth_registry.host, "base/auth", creds=good)
     model = make_model(tmp_path / "model")
     secret = "wrong-Pa55-" + os.urandom(4).hex()
-    bad = RegistryCredentials(username=auth_registry.username, password=SecretStr(secret))
+    bad = Credentials(username=auth_registry.username, password=SecretStr(secret))
     with pytest.raises(BuilderError) as err:
         _assemble(auth_registry.host, tmp_path, base, model, tmp_path / "cache", credentials=bad)
     text = err.value.describe()

@@ -17,10 +17,11 @@ from pydantic import SecretStr
 
 from builder import labels, ledger
 from builder.assembly import AssemblyRequest
+from builder.credentials import Credentials
 from builder.diagnostics import BuilderError
 from builder.registry import move_tag
 from builder.registry.assemble import assemble
-from builder.registry.client import DOCKER_MANIFEST, MIN_PART, RegistryClient, RegistryCredentials
+from builder.registry.client import DOCKER_MANIFEST, MIN_PART, RegistryClient
 from builder.registry.transfer import ensure_base_blob
 from tests.integration.test_assemble_registry import (
     fetch_image,
@@ -35,8 +36,8 @@ pytestmark = pytest.mark.registry
 MIB = 1 << 20
 
 
-def _creds(front) -> RegistryCredentials:
-    return RegistryCredentials(username=front.username, password=SecretStr(front.password))
+def _creds(front) -> Credentials:
+    return Credentials(username=front.username, password=SecretStr(front.password))
 
 
 def _auth(front) -> dict[str, str]:
@@ -132,7 +133,7 @@ def test_our_client_answers_the_ecr_basic_challenge(ecr_front):
     RegistryClient(front.host, _creds(front)).ping()
     with pytest.raises(BuilderError, match="needs credentials .*dkr.ecr.us-west-2.amazonaws.com"):
         RegistryClient(front.host).ping()
-    wrong = RegistryCredentials(username="AWS", password=SecretStr("expired-token"))
+    wrong = Credentials(username="AWS", password=SecretStr("expired-token"))
     with pytest.raises(BuilderError) as err:
         RegistryClient(front.host, wrong).ping()
     assert "refused the credentials" in str(err.value) and "expired-token" not in err.value.describe()
