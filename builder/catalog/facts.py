@@ -127,10 +127,6 @@ class Facts(_Data):
         """An unknown family (refused by the recipe schema) has no facts: the empty default."""
         return self.families.get(family) or FamilyFacts()
 
-    def with_(self, flag: str) -> tuple[str, ...]:
-        """The families whose boolean fact ``flag`` is set (e.g. hf_accelerate), in family-list order."""
-        return tuple(n for n, f in self.families.items() if getattr(f, flag))
-
 
 def since(djl_version: str, threshold: str | None) -> bool:
     """Whether a DJL version is at or after a threshold from the facts (None: never)."""
