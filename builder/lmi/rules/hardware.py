@@ -3,7 +3,6 @@ another rule's diagnostic at container.family keep that order). The verdict itse
 
 from __future__ import annotations
 
-from builder.catalog import version_tuple
 from builder.lmi.rules.base import Ctx, check, rule
 
 FAMILY_ACCELERATOR = rule("family-accelerator", "the container family must run on the instance's accelerator "
@@ -25,9 +24,9 @@ def check_fit(ctx: Ctx) -> None:
                   f"{inst.accelerator} ({inst.kind}); use family {suggestion} for this instance, or an instance "
                   f"with a {'/'.join(fam.device_kinds)} accelerator")
         return
-    if fam.min_compute_capability and inst.kind == "gpu" and inst.compute_capability and \
-            version_tuple(inst.compute_capability) < version_tuple(fam.min_compute_capability):
-        ctx.error(("target", "instance_type"), TRTLLM_CC,
-                  f"{ctx.family} needs compute capability >= {fam.min_compute_capability}; {inst.name} has "
-                  f"{inst.accelerator} (sm_{inst.compute_capability.replace('.', '')}); use a g5, g6, g6e, p4d or "
-                  "p5 instance, or the lmi family")
+    # the right kind of accelerator, yet no fit: base._fits found the GPU's compute capability too low
+    assert fam.min_compute_capability and inst.compute_capability
+    ctx.error(("target", "instance_type"), TRTLLM_CC,
+              f"{ctx.family} needs compute capability >= {fam.min_compute_capability}; {inst.name} has "
+              f"{inst.accelerator} (sm_{inst.compute_capability.replace('.', '')}); use a g5, g6, g6e, p4d or "
+              "p5 instance, or the lmi family")
