@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder.diagnostics import BuilderError, Diagnostic
 from builder.assembly import layers as L
+from builder.diagnostics import BuilderError, Diagnostic
 from builder.recipe.loader import LoadedRecipe
 
 LAYER_SIZE = "layer-size"

@@ -89,10 +89,10 @@ def labels_for(plans: list[ModelPlan], recipe, *, base_ref: str, base_digest: st
 
 def bake_multi(plans: list[ModelPlan], recipe, *, base_image: str, cache_dir: Path | None = None,
                allow_unpinned: bool = False, no_cache: bool = False, client=None) -> MultiImage:
+    from builder.assembly.layers import FILE_MODE, Layer, LayerEntry, write_blob
     from builder.engine import build, image_id
     from builder.image.bake import build_context, chunked, tag_image
     from builder.image.base import resolve_base
-    from builder.assembly.layers import FILE_MODE, Layer, LayerEntry, write_blob
     from builder.image.render import render_artifacts
     from builder.paths import cache_dir as _cache_dir
 
