@@ -250,8 +250,7 @@ def assemble(request: AssemblyRequest) -> AssembledImage:
     source = target if same_host else RegistryClient(base.host, request.base_credentials, stage=STAGE)
     repo = target_ref.repo
 
-    instance_type = getattr(getattr(getattr(resolved, "recipe", None), "target", None), "instance_type", None)
-    check_target(manifest_format, compression, instance_type)
+    check_target(manifest_format, compression, resolved.recipe.target.instance_type)
     workers = upload_workers(request.workers, loopback=is_loopback(target_ref.host))
     console.step(f"assemble in {target_ref.name} (base {base_ref}, {manifest_format} manifest, no Docker daemon)")
     base_img = read_base(source, base, platform)
@@ -315,7 +314,7 @@ def assemble(request: AssemblyRequest) -> AssembledImage:
     inputs = {
         "format": FORMAT,
         "builder_version": __version__,
-        "recipe_hash": getattr(resolved, "recipe_hash", ""),
+        "recipe_hash": resolved.recipe_hash,
         "image_digest": ident.digest,
         "base": {"manifest_digest": base_img.digest, "platform": platform},
         "compression": compression,
