@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     text = header + _dump(imported.data)
     target = args.output or Path(os.getcwd()) / ".lmi-import-check.yaml"
     loaded = load_recipe(target, text)
-    diags = [_in_input(d, sources, args) for d in validate(loaded)]
+    diags = [locate_in_input(d, sources, args) for d in validate(loaded)]
     return _finish(args, text, diags, sources.notes + imported.notes)
 
 
@@ -116,7 +116,7 @@ _MODEL_KEYS = {("model", "id"): "option.model_id", ("model", "s3"): "option.mode
                ("model", "revision"): "option.revision", ("model", "trust_remote_code"): "option.trust_remote_code"}
 
 
-def _in_input(d, sources, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def locate_in_input(d, sources, args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """A diagnostic of the (never written) recipe, located at the input line its value came from."""
     from dataclasses import replace
 

@@ -218,7 +218,7 @@ def plan(paths: list[str], changed_since: str | None = None) -> dict[str, Any]:
                  **runner_needs(r, loaded.base_dir, catalog), **image_tag_fields(r, catalog)}
         if changed_since:
             assert root is not None
-            reasons = _reasons(f.resolve(), r, loaded.base_dir, root, changed, changed_since)
+            reasons = rebuild_reasons(f.resolve(), r, loaded.base_dir, root, changed, changed_since)
             if not reasons:
                 unaffected.append(str(f))
                 continue
@@ -230,7 +230,7 @@ def plan(paths: list[str], changed_since: str | None = None) -> dict[str, Any]:
             "unaffected": unaffected}
 
 
-def _reasons(file: Path, recipe, base: Path, root: Path, changed: set[Path], ref: str) -> list[str]:
+def rebuild_reasons(file: Path, recipe, base: Path, root: Path, changed: set[Path], ref: str) -> list[str]:
     reasons = []
     if file in changed:
         reasons.append("recipe changed")

@@ -118,7 +118,7 @@ def parse_env_file(text: bytes | str) -> dict[str, str]:
 
 def properties_lines(text: str) -> dict[str, int]:
     """The line each key of a ``java.util.Properties`` file is defined on (the last one, as Java keeps)."""
-    from builder.lmi.properties import _ends_with_continuation, loads
+    from builder.lmi.properties import ends_with_continuation, loads
 
     raw = re.split(r"\r\n|\r|\n", text)  # Java's LineReader: \n, \r, \r\n and nothing else
     where: dict[str, int] = {}
@@ -129,7 +129,7 @@ def properties_lines(text: str) -> dict[str, int]:
         i += 1
         if not line or line[0] in "#!":
             continue
-        while _ends_with_continuation(line):
+        while ends_with_continuation(line):
             line = line[:-1] + (raw[i].lstrip(" \t\f") if i < len(raw) else "")
             i += 1
         for key in loads(line):

@@ -82,7 +82,7 @@ def _logical_lines(text: str) -> Iterable[str]:
         i += 1
         if not line or line[0] in "#!":
             continue
-        while _ends_with_continuation(line) and i <= len(raw_lines):
+        while ends_with_continuation(line) and i <= len(raw_lines):
             line = line[:-1]
             nxt = raw_lines[i].lstrip(" \t\f") if i < len(raw_lines) else ""
             i += 1
@@ -90,7 +90,7 @@ def _logical_lines(text: str) -> Iterable[str]:
         yield line
 
 
-def _ends_with_continuation(line: str) -> bool:
+def ends_with_continuation(line: str) -> bool:
     n = len(line) - len(line.rstrip("\\"))
     return n % 2 == 1
 

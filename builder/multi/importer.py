@@ -78,13 +78,13 @@ def in_input(d, sources_per_model: list, subs: list[Path]):  # type: ignore[no-u
     (the model's own serving.properties) through the single-model import's own mapping."""
     import argparse
 
-    from builder.commands.import_ import _in_input
-    from builder.multi.loader import _map_path
+    from builder.commands.import_ import locate_in_input
+    from builder.multi.loader import map_path
 
     path = tuple(d.path)
     if path[:1] == ("models",) and len(path) > 1 and isinstance(path[1], int) and path[1] < len(subs):
         i = path[1]
-        view_path = _map_path(path, i) or ()
+        view_path = map_path(path, i) or ()
         args = argparse.Namespace(properties=subs[i] / CONFIG, env_file=None)
-        return _in_input(replace(d, path=view_path), sources_per_model[i], args)
+        return locate_in_input(replace(d, path=view_path), sources_per_model[i], args)
     return d

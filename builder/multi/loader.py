@@ -16,8 +16,7 @@ from pydantic import ValidationError
 
 from builder.diagnostics import Diagnostic, has_errors
 from builder.multi.model import ModelEntry, MultiRecipe
-from builder.recipe.loader import LoadedRecipe, _java_int_options, _text_checks
-from builder.recipe.loader import _from_pydantic as from_pydantic
+from builder.recipe.loader import LoadedRecipe, java_int_options, pydantic_diagnostics, text_checks
 from builder.recipe.model import Recipe
 from builder.recipe.yamlpos import Document, load_document
 
@@ -61,7 +60,7 @@ def load_multi(file: str | Path, text: str | None = None) -> LoadedMulti:
                                             "models: (several), not both", key=True))
         return loaded
     as_single = LoadedRecipe(path, doc, None)
-    loaded.diagnostics.extend(_text_checks(as_single, doc.data, ()))
+    loaded.diagnostics.extend(text_checks(as_single, doc.data, ()))
     if loaded.diagnostics:
         return loaded
     try:
@@ -81,7 +80,7 @@ def view_data(recipe: MultiRecipe, i: int) -> dict[str, Any]:
     return data
 
 
-def _map_path(path: tuple, i: int) -> tuple | None:
+def map_path(path: tuple, i: int) -> tuple | None:
     """A path of the multi-model document as the view of ``models[i]`` sees it (None: not in the view)."""
     if not path:
         return ()
@@ -114,7 +113,7 @@ def view_document(doc: Document, i: int) -> Document:
     view = Document(file=doc.file, data=None)
     for table, out in ((doc.positions, view.positions), (doc.key_positions, view.key_positions)):
         for path, pos in table.items():
-            mapped = _map_path(path, i)
+            mapped = map_path(path, i)
             if mapped is not None:
                 out[mapped] = pos
     return view
@@ -130,11 +129,10 @@ def make_view(loaded: LoadedMulti, i: int) -> LoadedRecipe:
     try:
         view.recipe = Recipe.model_validate(data)
     except ValidationError as exc:  # the shapes are the same as MultiRecipe's: not expected
-        from builder.recipe.loader import _from_pydantic as single
 
-        view.diagnostics.extend(single(view, exc))
+        view.diagnostics.extend(pydantic_diagnostics(view, exc))
         return view
-    view.diagnostics.extend(_java_int_options(view, view.recipe))
+    view.diagnostics.extend(java_int_options(view, view.recipe))
     if has_errors(view.diagnostics):
         view.recipe = None
     return view
@@ -152,7 +150,7 @@ def _from_pydantic(loaded: LoadedMulti, exc: ValidationError) -> list[Diagnostic
     def hint(loc: tuple) -> str:
         return "; a multi-model recipe lists its models under models:" if loc == ("model",) else ""
 
-    return from_pydantic(loaded, exc, root=MultiRecipe, name=_dotted, unknown_hint=hint)
+    return pydantic_diagnostics(loaded, exc, root=MultiRecipe, name=_dotted, unknown_hint=hint)
 
 
 def _dotted(path: tuple) -> str:

@@ -10,7 +10,7 @@ from builder.diagnostics import Diagnostic
 
 def multi_entry(file: Path, catalog, changed: tuple | None) -> tuple[dict[str, Any] | None, list[Diagnostic], bool]:
     """(matrix entry, diagnostics, affected). ``changed``: (root, changed files, ref) for --changed-since."""
-    from builder.commands.plan import GIB, _reasons, image_tag_fields, runner_needs
+    from builder.commands.plan import GIB, image_tag_fields, rebuild_reasons, runner_needs
     from builder.multi.loader import load_multi, make_view
 
     loaded = load_multi(file)
@@ -42,7 +42,7 @@ def multi_entry(file: Path, catalog, changed: tuple | None) -> tuple[dict[str, A
     if changed is None:
         return entry, [], True
     root, files, ref = changed
-    reasons = list(dict.fromkeys(x for v in views for x in _reasons(file.resolve(), v.recipe, loaded.base_dir, root,
-                                                                    files, ref)))
+    reasons = list(dict.fromkeys(x for v in views
+                                 for x in rebuild_reasons(file.resolve(), v.recipe, loaded.base_dir, root, files, ref)))
     entry["reasons"] = reasons
     return entry, [], bool(reasons)

@@ -51,15 +51,15 @@ def load_recipe(file: str | Path, text: str | None = None) -> LoadedRecipe:
     if not isinstance(doc.data, dict):
         loaded.diagnostics.append(loaded.at((), "recipe-shape", "a recipe is a mapping (name:, model:, container:, ...)"))
         return loaded
-    loaded.diagnostics.extend(_text_checks(loaded, doc.data, ()))
+    loaded.diagnostics.extend(text_checks(loaded, doc.data, ()))
     if loaded.diagnostics:
         return loaded
     try:
         loaded.recipe = Recipe.model_validate(doc.data)
     except ValidationError as exc:
-        loaded.diagnostics.extend(_from_pydantic(loaded, exc))
+        loaded.diagnostics.extend(pydantic_diagnostics(loaded, exc))
         return loaded
-    loaded.diagnostics.extend(_java_int_options(loaded, loaded.recipe))
+    loaded.diagnostics.extend(java_int_options(loaded, loaded.recipe))
     if has_errors(loaded.diagnostics):
         loaded.recipe = None
     return loaded
@@ -70,7 +70,7 @@ def load_recipe(file: str | Path, text: str | None = None) -> LoadedRecipe:
 JAVA_INT_OPTIONS = ("model_loading_timeout", "predict_timeout")
 
 
-def _java_int_options(loaded: LoadedRecipe, recipe: Recipe) -> list[Diagnostic]:
+def java_int_options(loaded: LoadedRecipe, recipe: Recipe) -> list[Diagnostic]:
     out = []
     for key in JAVA_INT_OPTIONS:
         value = recipe.serving.option.get(key)
@@ -89,17 +89,17 @@ def load_or_raise(file: str | Path) -> LoadedRecipe:
     return loaded
 
 
-def _text_checks(loaded: LoadedRecipe, value: Any, path: tuple) -> list[Diagnostic]:
+def text_checks(loaded: LoadedRecipe, value: Any, path: tuple) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if isinstance(value, dict):
         for k, v in value.items():
             if any(c in k for c in "\n\r\x00="):
                 out.append(loaded.at(path + (k,), "value-control-chars", "keys may not contain newlines, NUL or '='",
                                      key=True))
-            out.extend(_text_checks(loaded, v, path + (k,)))
+            out.extend(text_checks(loaded, v, path + (k,)))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            out.extend(_text_checks(loaded, v, path + (i,)))
+            out.extend(text_checks(loaded, v, path + (i,)))
     elif isinstance(value, str):
         if "\x00" in value:
             out.append(loaded.at(path, "value-control-chars", "value contains a NUL character"))
@@ -114,7 +114,7 @@ def _joined(path: tuple) -> str:
     return ".".join(str(p) for p in path)
 
 
-def _from_pydantic(loaded: Any, exc: ValidationError, *, root: type[BaseModel] = Recipe,
+def pydantic_diagnostics(loaded: Any, exc: ValidationError, *, root: type[BaseModel] = Recipe,
                    name: Callable[[tuple], str] = _joined,
                    unknown_hint: Callable[[tuple], str] = lambda loc: "") -> list[Diagnostic]:
     """pydantic's errors as located diagnostics; ``loaded`` has ``.doc`` and ``.at`` (a single- or a

@@ -252,17 +252,3 @@ def test_manifest_written_atomically_and_readable(tiny_model_dir: Path, tmp_path
     manifests = list((cache / "models" / "manifests").glob("*.json"))
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["source"] == "s3://models/tiny/"
     assert list((cache / "models" / "tmp").iterdir()) == []
-
-
-def test_artifacts_modules_share_only_public_names():
-    """The manifest step the Hub and S3 share lives in artifacts/manifests.py: no module of the package
-    reaches into another one's private functions (sources.py and s3.py once imported each other's)."""
-    import ast
-
-    root = Path(__file__).resolve().parents[2] / "builder" / "artifacts"
-    private = []
-    for path in sorted(root.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("builder.artifacts"):
-                private += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
-    assert private == []
