@@ -95,28 +95,44 @@ def config_path(config_dir: str | None = None) -> Path:
     return Path(base) / "config.json"
 
 
+def sdk_auth_config(config_dir: str | None = None, *, host: str = "", stage: str = "publish"):
+    """Docker's config as the SDK's ``docker.auth.AuthConfig`` whose helpers are timed (``TimedStore``);
+    an empty one when there is no config. ``engine.docker_client`` gives it to the SDK client too: a
+    build sends every credential (``X-Registry-Config``), running each helper, and without this the
+    SDK would run them without a timeout."""
+    import docker.errors
+
+    path = config_path(config_dir)
+    raw: dict = {}
+    if path.exists():
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BuilderError(f"cannot read Docker config {path}: {exc}", stage=stage) from None
+        if not isinstance(loaded, dict):
+            raise BuilderError(f"cannot read Docker config {path}: not a JSON object", stage=stage)
+        raw = loaded
+    cls = _auth_config_class()
+    if not raw:  # load_config would go looking for another file
+        config = cls({})
+    else:
+        try:
+            config = cls.load_config(None, dict(raw))
+        except (ValueError, binascii.Error, docker.errors.InvalidConfigFile):  # decode_auth of some entry
+            raise BuilderError(f"{path}: the 'auth' entry for {_bad_auth_key(raw)} is not base64 user:password",
+                               stage=stage) from None
+    config.context = (host, stage)
+    return config
+
+
 def from_docker_config(host: str, config_dir: str | None = None, *, stage: str = "publish") -> Credentials | None:
     """Credentials for ``host`` from Docker's config file and its credential helpers, or None."""
     import docker.auth
     import docker.errors
 
-    path = config_path(config_dir)
-    if not path.exists():
+    config = sdk_auth_config(config_dir, host=host, stage=stage)
+    if config.is_empty:
         return None
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BuilderError(f"cannot read Docker config {path}: {exc}", stage=stage) from None
-    if not isinstance(raw, dict):
-        raise BuilderError(f"cannot read Docker config {path}: not a JSON object", stage=stage)
-    if not raw:  # the SDK would go looking for another file
-        return None
-    try:
-        config = _auth_config_class().load_config(None, dict(raw))
-    except (ValueError, binascii.Error, docker.errors.InvalidConfigFile):  # decode_auth of some entry
-        raise BuilderError(f"{path}: the 'auth' entry for {_bad_auth_key(raw)} is not base64 user:password",
-                           stage=stage) from None
-    config.context = (host, stage)
     try:
         found = docker.auth.resolve_authconfig(config, host)
     except docker.errors.DockerException as exc:  # a store error other than "not found"
@@ -175,6 +191,13 @@ def _auth_config_class() -> type:
             except (ValueError, KeyError, TypeError):  # an answer that is not the protocol's JSON
                 raise docker.credentials.CredentialsNotFound(f"{self.program} gave no usable answer") from None
 
+        def list(self):  # what a build sends: every credential the helper has, or none
+            try:
+                found = super().list()
+            except (docker.credentials.StoreError, ValueError):  # CredentialsNotFound is a StoreError
+                return {}
+            return found if isinstance(found, dict) else {}
+
         def _execute(self, subcmd, data_input):
             if self.exe is None:  # not installed here: nothing for this host, as before
                 raise docker.credentials.CredentialsNotFound(f"{self.program} is not installed")
@@ -183,7 +206,8 @@ def _auth_config_class() -> type:
                 proc = subprocess.run([self.exe, subcmd], input=data_input, env=env, capture_output=True,
                                       timeout=HELPER_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                raise BuilderError(f"{self.program} did not answer for {self.host} within {HELPER_TIMEOUT_S:g} s",
+                whom = f" for {self.host}" if self.host else ""
+                raise BuilderError(f"{self.program} did not answer{whom} within {HELPER_TIMEOUT_S:g} s",
                                    stage=self.stage, hint="unlock the credential store, or pass --username/"
                                                           "--password-stdin") from None
             except OSError as exc:

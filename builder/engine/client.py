@@ -16,14 +16,20 @@ def _from_env(timeout: int):
 
 
 def docker_client(stage: str, *, timeout: int = 600):
-    """A pinged client for the local engine, or a BuilderError (naming ``stage``) saying why there is none."""
+    """A pinged client for the local engine, or a BuilderError (naming ``stage``) saying why there is none.
+
+    The client's own copy of Docker's config is builder.credentials' (helpers cut at 30 s): docker-py
+    sends it with every build (``X-Registry-Config``) and would run each credential helper untimed."""
+    from builder.credentials import sdk_auth_config
+
     try:
         client = _from_env(timeout)
         client.ping()
-        return client
     except Exception as exc:  # the SDK raises several unrelated types here
         raise BuilderError(f"no Docker engine reachable: {exc}", stage=stage,
                            hint="start dockerd (bash scripts/bootstrap.sh) or set DOCKER_HOST") from None
+    client.api._auth_configs = sdk_auth_config(stage=stage)  # the attribute docker-py's build reads
+    return client
 
 
 def engine_version(timeout: int = 5) -> tuple[str | None, str]:

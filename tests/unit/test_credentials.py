@@ -171,3 +171,46 @@ def test_the_model_keeps_its_secret():
     c = credentials.Credentials(username="u", password=SecretStr("pw-SECRET"))
     assert c.auth_config() == {"username": "u", "password": "pw-SECRET"}
     assert "pw-SECRET" not in repr(c) and "pw-SECRET" not in c.model_dump_json()
+
+
+def test_what_a_build_sends_runs_helpers_with_the_timeout(tmp_path, monkeypatch):
+    """docker-py's build sends every credential (X-Registry-Config), running the helper's list and get:
+    the client's config is ours, so a hanging helper is cut there too."""
+    _helper(tmp_path, monkeypatch, "hang", "#!/bin/sh\nexec sleep 60\n")
+    monkeypatch.setattr(credentials, "HELPER_TIMEOUT_S", 0.5)
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "hang"}))
+    config = credentials.sdk_auth_config(str(tmp_path), stage="bake")
+    with pytest.raises(BuilderError, match=r"docker-credential-hang did not answer within 0.5 s") as info:
+        config.get_all_credentials()
+    assert info.value.stage == "bake"
+
+
+def test_what_a_build_sends_with_a_missing_helper_is_the_file_alone(tmp_path):
+    raw = base64.b64encode(b"f:pw").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "not-installed-anywhere",
+                                                      "auths": {"h:5": {"auth": raw}}}))
+    sent = credentials.sdk_auth_config(str(tmp_path)).get_all_credentials()
+    assert sent["h:5"]["username"] == "f"  # the SDK's own store would raise StoreError and fail the build
+
+
+def test_every_engine_client_carries_the_timed_config(tmp_path, monkeypatch):
+    import docker.auth
+
+    from builder.engine import client as engine_client
+
+    class Api:
+        _auth_configs = None
+
+    class Fake:
+        api = Api()
+
+        def ping(self):
+            return True
+
+    monkeypatch.setattr(engine_client, "_from_env", lambda timeout: Fake())
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "x"}))
+    client = engine_client.docker_client("bake")
+    config = client.api._auth_configs
+    assert isinstance(config, docker.auth.AuthConfig) and config.creds_store == "x"
+    assert type(config._get_store_instance("x")).__name__ == "TimedStore"
