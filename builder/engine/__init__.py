@@ -11,6 +11,8 @@ Public API (other stages import these names; keep them stable):
   stream (build, pull, push, import): raises ``EngineEventError`` (a BuilderError with ``.detail``);
 * ``pull(client, repository, tag, what=..., stage=...)`` - a pull under a deadline that follows the bytes;
 * ``push_tag``/``pushed_name``/``push_deadline``/``PushError``/``PushOutcome``/``classify`` - the push;
+  a pull or push without ``auth_config`` sends builder.credentials' answer for the registry (``{}`` when
+  none), never None (docker-py would then read Docker's config and run a helper without a timeout);
 * ``Progress`` - the rich progress bars (a terminal only).
 
 The SDK reports build, pull and push failures in-band with HTTP 200 (containers-and-registries.md §2.2,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import queue
 import socket
 import threading
-from collections.abc import Iterator
 
 from builder.diagnostics import BuilderError
 
@@ -74,10 +73,6 @@ class EventReader:
         if kind == "error":
             raise item
         return item if kind == "event" else None
-
-    def __iter__(self) -> Iterator[dict]:  # no wait limit (callers with a deadline use next())
-        while (ev := self.next(1e9)) is not None:
-            yield ev
 
     def cut(self) -> None:
         """Best effort: shut the engine connection down, which makes dockerd cancel the push or pull (it
