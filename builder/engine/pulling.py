@@ -26,8 +26,11 @@ def pull(client, repository: str, tag: str, *, what: str, stage: str, auth_confi
     """Pull ``repository:tag`` (tag may be ``sha256:...``); raises BuilderError naming ``what``."""
     b = budget or NetBudget.from_env()
     auth = auth_config if auth_config is not None else registry_auth(repository, stage=stage)
-    reader = EventReader(client, client.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth),
-                         "docker-pull-events")
+    try:
+        stream = client.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth)
+    except Exception as exc:  # the SDK raises several types for connection, auth and not-found answers
+        raise BuilderError(f"pulling {what} failed: {exc}", stage=stage, hint=hint) from None
+    reader = EventReader(client, stream, "docker-pull-events")
     start = clock()
     totals: dict[str, int] = {}
     while True:

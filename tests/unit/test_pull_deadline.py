@@ -70,3 +70,18 @@ def test_a_normal_pull_returns() -> None:
         yield {"status": "Status: Downloaded newer image"}
 
     pull(_Client(events), "z", "latest", what="image z", stage="bake")
+
+
+def test_an_sdk_error_at_the_start_is_a_builder_error() -> None:
+    import docker.errors
+
+    class Refusing:
+        def pull(self, *args, **kwargs):
+            raise docker.errors.NotFound("404 Client Error: repository not found")
+
+    class Client:
+        api = Refusing()
+
+    with pytest.raises(BuilderError, match="pulling image w failed: 404 Client Error") as info:
+        pull(Client(), "w", "latest", what="image w", stage="smoke", auth_config={}, hint="log in")
+    assert info.value.hint == "log in"
