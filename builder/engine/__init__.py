@@ -7,6 +7,7 @@ Public API (other stages import these names; keep them stable):
 * ``image_id(client, ref)`` - the image id of ``ref`` or None; ``ensure_image`` - a tag made once under
   a cache lock; ``wait_removed(client, container_id)``;
 * ``tar_context(files)`` - a deterministic build context; ``build(client, context, ...)`` -> ``BuildOutcome``;
+  ``import_image(client, chunks, ref, changes=..., stage=...)`` - ``docker import`` of a rootfs tar;
 * ``check_event(event, doing, stage=...)`` - THE in-band ``error``/``errorDetail`` check of every engine
   stream (build, pull, push, import): raises ``EngineEventError`` (a BuilderError with ``.detail``);
 * ``pull(client, repository, tag, what=..., stage=...)`` - a pull under a deadline that follows the bytes;
@@ -22,7 +23,7 @@ The SDK reports build, pull and push failures in-band with HTTP 200 (containers-
 
 from __future__ import annotations
 
-from builder.engine.building import BuildOutcome, build, tar_context
+from builder.engine.building import BuildOutcome, build, import_image, tar_context
 from builder.engine.client import docker_client, engine_version, ensure_image, image_id, wait_removed
 from builder.engine.events import EngineEventError, check_event
 from builder.engine.progress import Progress
@@ -30,5 +31,5 @@ from builder.engine.pulling import pull
 from builder.engine.pushing import PushError, PushOutcome, classify, push_deadline, push_tag, pushed_name
 
 __all__ = ["BuildOutcome", "EngineEventError", "Progress", "PushError", "PushOutcome", "build", "check_event",
-           "classify", "docker_client", "engine_version", "ensure_image", "image_id", "pull", "push_deadline",
+           "classify", "docker_client", "engine_version", "ensure_image", "image_id", "import_image", "pull", "push_deadline",
            "push_tag", "pushed_name", "tar_context", "wait_removed"]

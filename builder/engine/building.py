@@ -129,3 +129,27 @@ def build(client, context: io.BytesIO | Iterable[bytes], *, what: str, stage: st
         raise BuilderError(f"{doing} ended without an image id", stage=stage,
                            hint="".join(lines[-5:]).strip() or None)
     return BuildOutcome(built, body.sent, cached, steps, lines)
+
+
+def import_image(client, chunks: Iterable[bytes], ref: str, *, changes: list[str], stage: str) -> str:
+    """``docker import`` of a streamed root filesystem tar as ``ref`` (``REPO:TAG``) with Dockerfile
+    ``changes``; returns the image id. The SDK hands the whole answer back as text, one event a line,
+    and each goes through ``check_event``."""
+    import json
+
+    repo, _, tag = ref.rpartition(":")
+    try:
+        answer = client.api.import_image(src=chunks, repository=repo, tag=tag, changes=changes, stream_src=True)
+    except Exception as exc:  # connection reset, engine errors raised by the SDK
+        raise BuilderError(f"docker import of {ref} failed: {exc}", stage=stage) from None
+    for line in str(answer).splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            check_event(event, f"docker import of {ref}", stage=stage)
+    ident = _image_id(client, ref)
+    if ident is None:
+        raise BuilderError(f"docker import did not produce {ref}: {answer}", stage=stage)
+    return ident

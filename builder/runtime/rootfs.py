@@ -125,14 +125,15 @@ def _import(client, root: Path, ref: str, image_labels: dict[str, str]) -> str:
     changes = [f"LABEL {k}={json.dumps(v)}" for k, v in sorted(image_labels.items())]
     changes += ['ENV LANG=C.UTF-8', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
                 'CMD ["/bin/bash"]']
-    repo, tag = ref.rsplit(":", 1)
     proc = subprocess.Popen(tar_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     err: list[bytes] = []
     reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
     reader.start()
+    failed: BuilderError | None = None
     try:
-        answer = client.api.import_image(src=_chunks(proc.stdout), repository=repo, tag=tag,
-                                         changes=changes, stream_src=True)
+        ident = engine.import_image(client, _chunks(proc.stdout), ref, changes=changes, stage=STAGE)
+    except BuilderError as exc:
+        failed = exc  # a failed tar explains a failed import better: checked first
     finally:
         proc.stdout.close()
         rc = proc.wait()
@@ -140,16 +141,8 @@ def _import(client, root: Path, ref: str, image_labels: dict[str, str]) -> str:
     if rc != 0:
         raise BuilderError(f"tar of the rootfs failed (exit {rc}): {b''.join(err).decode(errors='replace')}",
                            stage=STAGE)
-    for line in str(answer).splitlines():  # the SDK hands the whole answer back as text, one event a line
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            engine.check_event(event, "docker import", stage=STAGE)
-    ident = engine.image_id(client, ref)
-    if ident is None:
-        raise BuilderError(f"docker import did not produce {ref}: {answer}", stage=STAGE)
+    if failed is not None:
+        raise failed
     info(f"rootfs image {ref} ({ident[:19]})")
     return ident
 

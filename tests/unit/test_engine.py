@@ -187,3 +187,26 @@ def test_progress_off_a_terminal_draws_nothing():
     with engine.Progress() as bars:
         bars.update("x", description="sending", completed=5, total=10)
         assert not bars.shown and bars.tasks == {}
+
+
+class _ImportAPI(_BuildAPI):
+    def __init__(self, answer: str, *, tagged: str | None = None):
+        super().__init__([], tagged=tagged)
+        self.answer = answer
+
+    def import_image(self, src, repository, tag, changes, stream_src):
+        self.kwargs = {"repository": repository, "tag": tag, "changes": changes}
+        self.sent = b"".join(src)
+        return self.answer
+
+
+def test_import_checks_every_answer_line():
+    ok = _ImportAPI('{"status":"sha256:' + "b" * 64 + '"}\r\n', tagged=ID)
+    assert engine.import_image(_Client(ok), iter([b"tar"]), "lmi-build/rootfs:abc", changes=["CMD [\"x\"]"],
+                               stage="runtime") == ID
+    assert ok.kwargs["repository"] == "lmi-build/rootfs" and ok.kwargs["tag"] == "abc" and ok.sent == b"tar"
+    bad = _ImportAPI('{"status":"Importing"}\n{"errorDetail":{"message":"unexpected EOF"},"error":"unexpected EOF"}\n')
+    with pytest.raises(BuilderError, match="docker import of r:t failed: unexpected EOF"):
+        engine.import_image(_Client(bad), iter([b"tar"]), "r:t", changes=[], stage="runtime")
+    with pytest.raises(BuilderError, match="docker import did not produce r:t"):
+        engine.import_image(_Client(_ImportAPI("{}")), iter([b"tar"]), "r:t", changes=[], stage="runtime")
