@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from builder import console
@@ -64,23 +64,23 @@ class _Counter:
             yield chunk
 
 
-def _chunks_of(context: io.BufferedIOBase | io.BytesIO | Iterable[bytes], size: int = 1 << 20) -> Iterator[bytes]:
-    if hasattr(context, "read"):
-        while data := context.read(size):  # type: ignore[union-attr]
+def _chunks_of(context: io.IOBase | Iterable[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    if isinstance(context, io.IOBase):  # a file object (tar_context): read in pieces
+        while data := context.read(size):
             yield data
     else:
-        yield from context  # type: ignore[misc]
+        yield from context
 
 
-def build(client, context: io.BytesIO | Iterable[bytes], *, what: str, stage: str, tag: str | None = None,
+def build(client, context: io.IOBase | Iterable[bytes], *, what: str, stage: str, tag: str | None = None,
           labels: dict[str, str] | None = None, nocache: bool = False, network_mode: str | None = "host",
-          total: int = 0, show_progress: bool = False, echo_steps: bool = False, made: list[str] | None = None,
-          log: Callable[[str], None] | None = None) -> BuildOutcome:
+          total: int = 0, show_progress: bool = False, echo_steps: bool = False,
+          made: list[str] | None = None) -> BuildOutcome:
     """Build ``context``; ``what`` names the image in messages (``"docker build of {what} failed: ..."``).
 
     ``labels``: extra labels (model images write theirs as Dockerfile LABEL lines, so they pass none);
     ``tag``: checked to name the built image afterwards; ``echo_steps``: ``Step`` lines to the console;
-    ``log``: every output line; ``total``: the context's size, for the bar (``show_progress``)."""
+    ``total``: the context's size, for the bar (``show_progress``); ``BuildOutcome.log`` has every line."""
     progress = Progress(enabled=show_progress and total > _PROGRESS_BYTES, speed=True)
     body = _Counter(_chunks_of(context), total, progress)
     lines: list[str] = []
@@ -97,8 +97,6 @@ def build(client, context: io.BytesIO | Iterable[bytes], *, what: str, stage: st
             if text:
                 lines.append(text)
                 line = text.rstrip("\n")
-                if log:
-                    log(line)
                 if line.startswith("Step "):
                     steps += 1
                     step_is_new = " : FROM " not in line.upper()
