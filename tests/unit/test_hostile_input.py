@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builder.cli import main
-from tests.unit.javaprops import java_load, needs_java
+from tests.support.javaprops import java_load, needs_java
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"name": "ok", "model": {"id": "org/m", "revision": "a" * 40, "trust_remote_code": False},

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from builder.lmi.properties import dumps, loads
 from builder.lmi.resolve import resolve
 from builder.recipe.model import Recipe
-from tests.unit.javaprops import java_load, needs_java
+from tests.support.javaprops import java_load, needs_java
 
 KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 keys = st.text(alphabet=KEY_ALPHABET, min_size=1, max_size=30)

@@ -17,7 +17,7 @@ from builder.lmi.render import render, render_texts
 from builder.lmi.resolve import MODEL_DIR, env_form, resolve
 from builder.lmi.rules import validate
 from builder.recipe import load_recipe
-from tests.unit.javaprops import java_load, needs_java
+from tests.support.javaprops import java_load, needs_java
 
 ROOT = Path(__file__).resolve().parents[2]
 # multi-model-quickstart.yaml renders one folder per model (builder/multi/render.py, docs/multi-model.md); its
