@@ -27,4 +27,5 @@ DJL_PYTHON_VERSION = f"{NS}.djl-python.version"
 ROLE = f"{NS}.role"  # "model" | "artifacts" | "runtime" | "rootfs" | "smoke" | "compile" | "serve"
 SMOKE_RUN = f"{NS}.smoke.run"  # per-run id on smoke containers
 INPUTS_DIGEST = f"{NS}.inputs.digest"  # cache key of runtime/rootfs/artifact images; a model image's tag digest
+MODELS = f"{NS}.models"  # multi-model images: JSON list of the model names (serve, predict and smoke read it)
 INPUTS_JSON = f"{NS}.inputs"  # model images: JSON of the component digests behind INPUTS_DIGEST

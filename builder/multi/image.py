@@ -17,7 +17,7 @@ from builder.diagnostics import BuilderError
 from builder.multi.layout import ModelPlan
 
 STAGE = "bake"
-MODELS_LABEL = f"{L.NS}.models"  # JSON list of the model names (serve, predict and smoke read it)
+MODELS_LABEL = L.MODELS
 MODEL_STORE = "opt/ml/model"
 IDENTITY_FORMAT = "multi-image-identity-v1"
 

@@ -9,6 +9,7 @@ import re
 from pydantic import BaseModel, Field
 
 from builder import console
+from builder import labels as L
 from builder.diagnostics import BuilderError
 
 STAGE = "smoke"
@@ -31,14 +32,8 @@ class MultiSmokeResult(BaseModel):
 
 
 def models_of(info) -> list[str]:
-    """The model names a multi-model image carries (its ``dev.lmi-builder.models`` label); [] if none."""
-    from builder.multi.image import MODELS_LABEL
-
-    try:
-        names = json.loads(info.labels.get(MODELS_LABEL) or "[]")
-    except json.JSONDecodeError:
-        return []
-    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    """The model names a multi-model image carries ([] if none), as the one label reader parsed them."""
+    return list(info.models)
 
 
 def generate(url: str, name: str, body: dict, *, timeout: float) -> tuple[int, bytes]:
@@ -145,9 +140,7 @@ def curl_lines(url: str, info) -> list[str]:
 
 
 def _label() -> str:
-    from builder.multi.image import MODELS_LABEL
-
-    return MODELS_LABEL
+    return L.MODELS
 
 
 def multi_smoke_command(image: str, args) -> int | None:

@@ -23,6 +23,7 @@ class ImageInfo(BaseModel):
     target_kind: TargetKind | None = None  # None: the image does not say (not built by lmi-build)
     devices: int | None = None
     family: str | None = None
+    models: list[str] = Field(default_factory=list)  # a multi-model image's model names ([]: single-model)
     exposed_port: int = 8080
     warnings: list[str] = Field(default_factory=list)
 
@@ -69,6 +70,7 @@ def parse_labels(ref: str, image_id: str, labels: dict[str, str] | None,
         settings = settings.model_copy(update={"stream_not_applicable": reason})
     family = labels.get(L.LMI_FAMILY) or ((recipe.get("container") or {}).get("family")
                                           if isinstance(recipe.get("container"), dict) else None)
+    models = _models(labels, warnings)
     port = 8080
     for spec in (exposed_ports or {}):
         num, _, proto = str(spec).partition("/")
@@ -76,7 +78,19 @@ def parse_labels(ref: str, image_id: str, labels: dict[str, str] | None,
             port = int(num)
             break
     return ImageInfo(ref=ref, image_id=image_id, labels=labels, settings=settings, target_kind=kind,
-                     devices=devices, family=family, exposed_port=port, warnings=warnings)
+                     devices=devices, family=family, models=models, exposed_port=port, warnings=warnings)
+
+
+def _models(labels: dict[str, str], warnings: list[str]) -> list[str]:
+    raw = labels.get(L.MODELS)
+    if not raw:
+        return []
+    try:
+        names = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        warnings.append(f"label {L.MODELS} is not valid JSON ({exc}); ignoring it")
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
 def _stream_not_applicable(recipe: dict[str, Any]) -> str | None:
