@@ -27,14 +27,12 @@ WRITES = ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipart
 
 
 def _moto() -> tuple[subprocess.Popen, str]:
-    import socket
-
     import requests
 
+    from builder.smoke.container import free_port
+
     exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

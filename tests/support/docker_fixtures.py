@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,14 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from builder.smoke.container import free_port  # noqa: F401 - the one free-port helper, re-exported
+
 TEST_LABEL = "dev.lmi-builder.test"
 RUN_ID = uuid.uuid4().hex[:12]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, deadline_s: float, *, container=None) -> tuple[int, list[str]]:

@@ -28,15 +28,11 @@ from typing import TypeVar
 
 import pytest
 
+from builder.smoke.container import free_port  # the one free-port helper (benches import it from here)
+
 REGISTRY_EXE = "/usr/bin/docker-registry"
 T = TypeVar("T")
 TEST_LABEL = "dev.lmi-builder.test.publish"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _registry_missing() -> str | None:

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -26,6 +25,7 @@ from builder.multi import is_multi_file
 from builder.multi.layout import fetch, plan_models, tar_bytes, write_tar_gz
 from builder.multi.loader import load_multi
 from builder.multi.validate import validate_multi_path
+from builder.smoke.container import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "recipes" / "examples" / "multi-model-quickstart.yaml"
@@ -293,9 +293,7 @@ def frontend(tmp_path: Path, store: Path):
     if djl is None:
         pytest.skip("djl_python is not in the cache (lmi-build runtime fetch puts it there)")
     pytest.importorskip("numpy")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     conf = tmp_path / "config.properties"
     conf.write_text(f"inference_address=http://127.0.0.1:{port}\n")
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'images/dev-cpu/frontend'}:{djl}"}

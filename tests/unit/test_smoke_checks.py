@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from builder.smoke.checks import run_checks
+from builder.smoke.container import free_port
 from builder.smoke.models import SmokeMetrics, SmokeSettings
 
 
@@ -95,10 +96,7 @@ def test_error_finish_in_stream(server):
 
 
 def test_connection_failure_is_a_failed_check():
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens there
     checks = run_checks(f"http://127.0.0.1:{port}", SmokeSettings(request_timeout_s=2), SmokeMetrics())
     assert checks and not any(c.ok for c in checks) and "connection failed" in checks[0].detail

@@ -21,6 +21,7 @@ from builder import labels as L
 from builder.diagnostics import BuilderError
 from builder.smoke import run as smoke_run
 from builder.smoke import serving
+from builder.smoke.container import free_port
 from builder.smoke.http_deadline import Deadline, HttpFailure, open_request
 from builder.smoke.image_info import parse_labels
 from builder.smoke.readiness import PingAnswer, http_probe, wait_ready
@@ -365,13 +366,10 @@ def test_probe_is_cut_at_the_overall_readiness_deadline(hostile):
 
 def test_refused_at_the_deadline_is_still_refused():
     """A closed port answers at once: that answer, not 'deadline', is what the wait reports last."""
-    import socket
 
     from builder.smoke.http_deadline import fetch
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens there
     with pytest.raises(HttpFailure) as err:
         fetch("GET", f"http://127.0.0.1:{port}/ping", deadline=Deadline(0, "smoke.readiness_timeout_s"))
     assert err.value.kind == "refused" and str(err.value) == "connection refused"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-
+from builder.smoke.container import free_port
 from builder.smoke.readiness import PingAnswer, http_probe, wait_ready
 
 
@@ -73,8 +72,6 @@ def test_503_then_200():
 
 
 def test_http_probe_refused_on_closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens there
     answer = http_probe(f"http://127.0.0.1:{port}", timeout=1)()
     assert answer.status is None and answer.error == "connection refused"
