@@ -8,7 +8,7 @@ diagnostics point at the right line of the multi-model file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,13 @@ from pydantic import ValidationError
 
 from builder.diagnostics import Diagnostic, has_errors
 from builder.multi.model import ModelEntry, MultiRecipe
-from builder.recipe.loader import LoadedRecipe, java_int_options, pydantic_diagnostics, text_checks
+from builder.recipe.loader import (
+    LoadedFile,
+    LoadedRecipe,
+    java_int_options,
+    pydantic_diagnostics,
+    text_checks,
+)
 from builder.recipe.model import Recipe
 from builder.recipe.yamlpos import Document, load_document
 
@@ -26,22 +32,8 @@ SHARED = ("name", "description", "container", "target", "compile", "smoke", "env
 
 
 @dataclass
-class LoadedMulti:
-    file: Path
-    doc: Document
+class LoadedMulti(LoadedFile):
     recipe: MultiRecipe | None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-
-    @property
-    def base_dir(self) -> Path:
-        return self.file.resolve().parent
-
-    @property
-    def ok(self) -> bool:
-        return self.recipe is not None and not has_errors(self.diagnostics)
-
-    def at(self, path: tuple, rule: str, message: str, severity: str = "error", *, key: bool = False) -> Diagnostic:
-        return Diagnostic(rule, severity, message, self.doc.location(path, key=key), tuple(path))  # type: ignore[arg-type]
 
 
 def load_multi(file: str | Path, text: str | None = None) -> LoadedMulti:

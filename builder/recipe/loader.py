@@ -21,10 +21,13 @@ MULTILINE_OK: set[tuple[str, ...]] = {("description",), ("smoke", "prompt")}
 
 
 @dataclass
-class LoadedRecipe:
+class LoadedFile:
+    """A recipe file as loaded: its document (positions), the typed value if it is valid, the problems.
+    What the single-model and the multi-model loaders return share this."""
+
     file: Path
     doc: Document
-    recipe: Recipe | None
+    recipe: Any  # the typed recipe, None while it has errors; narrowed by each loader's class
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
@@ -39,6 +42,11 @@ class LoadedRecipe:
            key: bool = False) -> Diagnostic:
         """A diagnostic located at ``path`` in this recipe (``key``: at the key rather than the value)."""
         return Diagnostic(rule, severity, message, self.doc.location(path, key=key), tuple(path))  # type: ignore[arg-type]
+
+
+@dataclass
+class LoadedRecipe(LoadedFile):
+    recipe: Recipe | None
 
 
 def load_recipe(file: str | Path, text: str | None = None) -> LoadedRecipe:
