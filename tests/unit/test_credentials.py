@@ -214,3 +214,23 @@ def test_every_engine_client_carries_the_timed_config(tmp_path, monkeypatch):
     config = client.api._auth_configs
     assert isinstance(config, docker.auth.AuthConfig) and config.creds_store == "x"
     assert type(config._get_store_instance("x")).__name__ == "TimedStore"
+
+
+def test_an_unreadable_config_does_not_stop_the_engine_client(tmp_path, monkeypatch):
+    from builder.engine import client as engine_client
+
+    class Api:
+        _auth_configs = "the SDK's own"
+
+    class Fake:
+        api = Api()
+
+        def ping(self):
+            return True
+
+    monkeypatch.setattr(engine_client, "_from_env", lambda timeout: Fake())
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    (tmp_path / "config.json").write_text("{not json")
+    assert engine_client.docker_client("smoke").api._auth_configs == "the SDK's own"
+    with pytest.raises(BuilderError, match="cannot read Docker config"):  # a registry call still says so
+        credentials.credentials_for("h:5/r")
