@@ -65,9 +65,9 @@ def main(argv: list[str]) -> int:
 def _run(mib: int) -> int:
     from builder.lmi.resolve import resolve
     from builder.paths import REPO_DIR
-    from builder.publish.s3_artifacts import client
     from builder.publish.s3_publish import publish_build
     from builder.recipe import load_recipe
+    from builder.registry.deadlines import s3_client
 
     loaded = load_recipe(REPO_DIR / "recipes/examples/quickstart.yaml")
     base = loaded.base_dir
@@ -76,7 +76,7 @@ def _run(mib: int) -> int:
     def count(model, **_kw):
         counts[model.name] = counts.get(model.name, 0) + 1
 
-    s3 = client()
+    s3 = s3_client()
     s3.meta.events.register("before-call.s3.*", count)
     s3.create_bucket(Bucket="bench")
     rows = []

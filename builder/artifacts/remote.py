@@ -193,12 +193,10 @@ class RemoteCache:
     @property
     def s3(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            from builder.registry.deadlines import s3_client
 
-            # the standard chain and config files; AWS_ENDPOINT_URL_S3 is read by botocore itself
-            self._client = boto3.session.Session().client(
-                "s3", config=Config(max_pool_connections=2 * WORKERS))
+            # bounded like every boto3 call (LMI_BUILD_AWS_TIMEOUT_S, LMI_BUILD_AWS_ATTEMPTS); a pool per worker
+            self._client = s3_client(max_pool_connections=2 * WORKERS)
         return self._client
 
     def blob_key(self, sha: str) -> str:

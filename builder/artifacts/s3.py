@@ -31,21 +31,14 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def _client():
-    import boto3
-
-    from builder.registry.deadlines import aws_config
-
-    # bounded connect/read timeouts and attempts (LMI_BUILD_AWS_TIMEOUT_S, LMI_BUILD_AWS_ATTEMPTS), as publish
-    return boto3.client("s3", config=aws_config())
-
-
 def fetch_s3(cache: ArtifactCache, uri: str, trust: bool, *, client=None) -> ModelArtifacts:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from builder.registry.deadlines import s3_client
+
     bucket, prefix = _split(uri)
     source = f"s3://{bucket}/{prefix}"
-    s3 = client or _client()
+    s3 = client or s3_client()  # bounded (LMI_BUILD_AWS_TIMEOUT_S, LMI_BUILD_AWS_ATTEMPTS), as publish
     try:
         listing = _list(s3, bucket, prefix)
     except (ClientError, BotoCoreError) as exc:

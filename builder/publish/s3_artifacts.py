@@ -18,9 +18,9 @@ the change, multipart and parallel for large files, safe to re-run after an inte
   initiated before the run started (a bucket lifecycle rule ``AbortIncompleteMultipartUpload`` is
   the durable answer).
 - **Stale objects** (under the prefix, not in the layout) are reported, deleted only with prune.
-- **Configuration.** ``boto3.client("s3")``: the standard chain (env, profile, SSO, instance role),
-  ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``; timeouts and total attempts are bounded here
-  (``builder.registry.deadlines.aws_config``: ``LMI_BUILD_AWS_TIMEOUT_S``, ``LMI_BUILD_AWS_ATTEMPTS``),
+- **Configuration.** ``builder.registry.deadlines.s3_client()``, the one S3 client: the standard chain (env,
+  profile, SSO, instance role), ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``; timeouts and total attempts
+  are bounded (``aws_config``: ``LMI_BUILD_AWS_TIMEOUT_S``, ``LMI_BUILD_AWS_ATTEMPTS``),
   which take precedence over the retry settings of ``~/.aws/config``.
   Credentials are never read here, never printed, never recorded.
 """
@@ -88,26 +88,18 @@ def parse_uri(uri: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def client():
-    """An S3 client from boto3's standard configuration (``AWS_ENDPOINT_URL_S3`` included)."""
-    import boto3
-
-    from builder.registry.deadlines import aws_config
-
-    # bounded connect/read timeouts and total attempts (LMI_BUILD_AWS_TIMEOUT_S, LMI_BUILD_AWS_ATTEMPTS)
-    return boto3.client("s3", config=aws_config())
-
-
 def upload_layout(files: list[LayoutFile], uri: str, *, s3: Any = None, prune: bool = False,
                   settings: UploadSettings | None = None,
                   on_progress: Callable[[str], None] | None = None) -> UploadReport:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from builder.registry.deadlines import s3_client
+
     try:
         bucket, prefix = parse_uri(uri)
     except ValueError as exc:
         raise BuilderError(f"publish.s3: {exc}", stage=STAGE) from None
-    s3 = s3 or client()
+    s3 = s3 or s3_client()
     settings = settings or UploadSettings()
     started_at = datetime.now(timezone.utc)
     start = time.monotonic()

@@ -22,7 +22,7 @@ from typing import Any
 from builder import console
 from builder import labels as L
 from builder.diagnostics import BuilderError
-from builder.publish.s3_artifacts import META_SHA256, client, parse_uri
+from builder.publish.s3_artifacts import META_SHA256, parse_uri
 
 STAGE = "smoke"
 MODEL_DIR = "/opt/ml/model"
@@ -32,8 +32,10 @@ def download_prefix(uri: str, dest: Path, *, s3: Any = None) -> list[str]:
     """Every object under ``uri`` into ``dest`` (world-readable: the container's user reads it)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from builder.registry.deadlines import s3_client
+
     bucket, prefix = parse_uri(uri)
-    s3 = s3 or client()
+    s3 = s3 or s3_client()
     names = []
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

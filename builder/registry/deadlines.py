@@ -296,6 +296,16 @@ def aws_config(bounds: AwsBounds | None = None, **extra: Any):
                   retries={"total_max_attempts": b.attempts, "mode": "standard"}, **extra)
 
 
+def s3_client(**extra: Any) -> Any:
+    """The one S3 client (fetch from S3, S3 artifacts and their smoke, the remote cache): boto3's standard
+    chain (env, profile, SSO, instance role; ``AWS_ENDPOINT_URL_S3`` read by botocore) with the bounds of
+    ``aws_config``; ``extra``: more ``Config`` settings. A session of its own: boto3's default session is
+    not safe to share between threads."""
+    import boto3
+
+    return boto3.session.Session().client("s3", config=aws_config(**extra))
+
+
 def is_aws_timeout(exc: BaseException) -> bool:
     from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 

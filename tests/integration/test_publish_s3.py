@@ -150,9 +150,10 @@ def test_upload_interrupted_mid_file_is_resumed(moto_s3, tmp_path):
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from builder.publish.s3_artifacts import UploadSettings, client, upload_layout
+from builder.publish.s3_artifacts import UploadSettings, upload_layout
 from builder.publish.s3_layout import LayoutFile
-s3 = client()
+from builder.registry.deadlines import s3_client
+s3 = s3_client()
 n = []
 def die(model, **kw):
     n.append(1)

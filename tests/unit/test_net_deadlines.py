@@ -453,3 +453,14 @@ def test_s3_endpoint_that_never_answers_fails_within_the_bound(silent_endpoint, 
     err = _fails_in_time(lambda: s3_artifacts.upload_layout([], "s3://bucket/prefix/"), within=bound,
                          names=deadlines.AWS_TIMEOUT_ENV)
     assert "1 s per read x 2 attempts" in str(err)
+
+
+def test_the_remote_cache_s3_client_is_bounded_like_the_others(silent_endpoint):
+    """One S3 client maker (deadlines.s3_client) for fetch, S3 publish and smoke, and the remote cache,
+    whose client once had botocore's defaults (60 s reads, legacy retries) and no bound at all."""
+    from builder.artifacts.remote import WORKERS, RemoteCache
+
+    config = RemoteCache("s3://bucket/prefix/").s3.meta.config
+    assert (config.read_timeout, config.retries) == (1, {"total_max_attempts": 2, "mode": "standard"})
+    assert config.max_pool_connections == 2 * WORKERS  # its own setting kept
+    assert deadlines.s3_client().meta.config.read_timeout == 1
