@@ -19,9 +19,7 @@ EXAMPLE = REPO_DIR / "recipes/examples/multi-model-quickstart.yaml"
 
 
 def _plans(recipe: Path, cache: Path):
-    plans = plan_models(load_multi(recipe))
-    fetch(plans, cache_dir=cache)
-    return plans
+    return fetch(plan_models(load_multi(recipe)), cache_dir=cache)  # fetch returns new plans
 
 
 def test_archives_under_one_prefix_upload_only_what_changed(moto_s3, tmp_path: Path, capsys) -> None:

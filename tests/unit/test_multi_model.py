@@ -219,8 +219,7 @@ def test_memory_budget_sum_of_weights(workdir: Path) -> None:
 def _archives(workdir: Path, out: Path) -> dict[str, bytes]:
     loaded, diags = validate_multi_path(workdir / "r.yaml")
     assert loaded.ok, [d.format() for d in diags]
-    plans = plan_models(loaded)
-    fetch(plans, cache_dir=workdir / "cache")
+    plans = fetch(plan_models(loaded), cache_dir=workdir / "cache")  # fetch returns new plans, with the files
     return {p.name: (write_tar_gz(p.layout(), out / f"{p.name}.tar.gz"), (out / f"{p.name}.tar.gz").read_bytes())[1]
             for p in plans}
 
