@@ -9,9 +9,9 @@ import uuid
 from pathlib import Path
 
 from builder import labels as L
+from tests.support.docker_fixtures import TEST_LABEL  # what the leftover sweeps look for
 
 HANDLERS = Path(__file__).resolve().parents[1] / "integration" / "handlers"  # the test handlers
-TEST_LABEL = "dev.lmi-builder.test"
 
 
 def build_model_image(client, runtime_ref: str, handler: Path, *, smoke: dict | None = None,
