@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import argparse
 import ast
-import re
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/, also when a test loads this file by path
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, for builder
 from upstream_git import Repo
 
+from builder.catalog.facts import branch_key  # the catalog's order of release branches (one copy)
+
 PM = "engines/python/setup/djl_python/properties_manager/"
-
-
-def branch_key(branch: str) -> tuple[int, ...]:
-    m = re.match(r"^(\d+)\.(\d+)\.(\d+)(?:-lmi(\d+))?-dlc$", branch)
-    return tuple(int(g or 0) for g in m.groups()) if m else (0,)
 
 
 def branches(src: Path) -> list[str]:
