@@ -30,6 +30,12 @@ class _Digests(Protocol):
     def digest(self, path) -> str: ...  # "sha256:<hex>" (builder.assembly.digests.FileDigestCache)
 
 
+def canonical_json(model: BaseModel) -> bytes:
+    """The bytes an inputs digest is taken over (single- and multi-model images): sorted keys, so the order
+    files were listed in never changes the digest."""
+    return json.dumps(model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
 class ImageInputs(BaseModel):
     """The component digests the identity is made of (recorded in the build record and a label)."""
 
@@ -44,9 +50,7 @@ class ImageInputs(BaseModel):
     files: dict[str, str] = {}  # config layer file -> sha256: serving.properties, handler, model.files, ...
 
     def canonical(self) -> bytes:
-        # sorted keys: the order files were listed in never changes the digest
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=True).encode()
+        return canonical_json(self)
 
 
 class ImageIdentity(BaseModel):

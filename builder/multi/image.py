@@ -49,8 +49,9 @@ class MultiImageInputs(BaseModel):
     env: str  # sha256 of the shared env (values are not repeated in a label)
 
     def canonical(self) -> bytes:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=True).encode()
+        from builder.assembly.identity import canonical_json
+
+        return canonical_json(self)
 
     def digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.canonical()).hexdigest()

@@ -61,10 +61,15 @@ def frontend_files() -> dict[str, bytes]:
     return files
 
 
-def render_dockerfile(rootfs_ref: str, djl_python_version: str) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(family_dir())),
+def render_runtime_dockerfile(folder: Path, rootfs_ref: str, djl_python_version: str) -> str:
+    """``folder``'s runtime template (the dev-cpu runtime's, or its ``hf`` variant's) for a rootfs and djl_python."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     return env.get_template(TEMPLATE).render(rootfs_ref=rootfs_ref, djl_python_version=djl_python_version)
+
+
+def render_dockerfile(rootfs_ref: str, djl_python_version: str) -> str:
+    return render_runtime_dockerfile(family_dir(), rootfs_ref, djl_python_version)
 
 
 def inputs_digest(rootfs_image_id: str, jar_sha256: str, djl_python_version: str) -> str:

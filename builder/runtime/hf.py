@@ -27,7 +27,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import jinja2
 from pydantic import BaseModel
 
 from builder import engine
@@ -55,7 +54,7 @@ WHEELS = ("transformers==4.57.6", "tokenizers==0.22.2", "huggingface_hub==0.36.2
           "accelerate==1.10.1")
 # Bump when the way the rootfs is made changes.
 RECIPE_VERSION = "1"
-TEMPLATE = "runtime.Dockerfile.j2"
+TEMPLATE = devcpu.TEMPLATE  # the same name in the variant's own folder
 
 
 class HfRootfs(BaseModel):
@@ -87,9 +86,7 @@ def runtime_ref(djl_python_version: str, digest: str) -> str:
 
 
 def render_dockerfile(rootfs_ref: str, djl_python_version: str) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(family_dir())),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    return env.get_template(TEMPLATE).render(rootfs_ref=rootfs_ref, djl_python_version=djl_python_version)
+    return devcpu.render_runtime_dockerfile(family_dir(), rootfs_ref, djl_python_version)
 
 
 # ------------------------------------------------------------------------------------------- wheels
