@@ -14,6 +14,7 @@ file digests come from a (path, size, mtime_ns, inode) table (``builder.assembly
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,29 @@ def _diff_ids(client, image_id: str) -> list[str]:
     return list(client.api.inspect_image(image_id).get("RootFS", {}).get("Layers") or [])
 
 
+def engine_lock(name: str, cache_root: Path) -> FileLock:
+    """A lock for one name in the engine's namespace (a tag), shared by every build on this host whatever
+    its cache folder: the engine is the host's, and two builds with two caches (two CI jobs, two users'
+    caches) that both check, build and then tag would each record their own image with the tag naming
+    one of them. Under ``<tmp>/lmi-build-locks`` (sticky, world-writable, as /tmp itself); where that
+    folder cannot be used, the cache's own (serialising only builds that share the cache, as before)."""
+    key = hashlib.sha256(name.encode()).hexdigest()[:16]
+    shared = Path(tempfile.gettempdir()) / "lmi-build-locks"
+    try:
+        if not shared.is_dir():
+            shared.mkdir(exist_ok=True)
+            shared.chmod(0o1777)  # mkdir's mode is masked by the umask
+        path = shared / f"{key}.lock"
+        if not path.exists():
+            path.touch(exist_ok=True)
+            path.chmod(0o666)  # another user's build takes the same lock
+        with open(path, "r+b"):  # a lock file made by someone else must be writable to us too
+            pass
+        return FileLock(str(path), mode=0o666)
+    except OSError:
+        return FileLock(str(cache_root / f"{key}.lock"))
+
+
 def check_tags(tags: list[str]) -> list[str]:
     """Extra ``--tag`` references, checked as docker reads them (before any stage runs) and refused in the
     tool's own namespace; returns them with their explicit tag."""
@@ -125,7 +149,7 @@ def assemble(request: AssemblyRequest) -> AssembledImage:
         hits.append(f"file-digests:{len(digests.hits)}/{len(digests.hits) + len(digests.misses)}")
 
     # check, build and tag under one lock per tag: two builds of the same inputs never race a tag
-    with FileLock(str(cache_root / f"tag-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.lock")):
+    with engine_lock(f"tag|{tag}", cache_root):
         existing = _tagged_for(client, tag, ident, no_cache=request.no_cache)
         if existing is not None:
             hits.append(f"image:{tag}")
@@ -234,7 +258,7 @@ def _build_image(client, request: AssemblyRequest, base, layers: list[Layer], co
             h.update(f"\n{x.name}|{x.kind}|{content[x.name]}".encode())
         inputs = h.hexdigest()
         artifacts_ref = f"{ARTIFACTS_REPO}:{inputs[:12]}"
-        with FileLock(str(cache_root / f"artifacts-{inputs[:12]}.lock")):
+        with engine_lock(f"artifacts|{artifacts_ref}", cache_root):
             existing = None if request.no_cache else engine.image_id(client, artifacts_ref)
             if existing is not None and client.api.inspect_image(existing)["Config"].get("Labels", {}) \
                     .get(L.INPUTS_DIGEST) == inputs:

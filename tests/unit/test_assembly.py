@@ -56,3 +56,29 @@ def test_credentials_never_reach_a_dump_or_a_repr():
                               credentials=Credentials(username="u", password=SecretStr(secret)))
     assert secret not in request.model_dump_json() and secret not in repr(request)
     assert "credentials" not in request.model_dump()
+
+
+def test_the_docker_assemblers_tag_lock_is_one_for_every_cache_on_the_host(tmp_path, monkeypatch):
+    """Two builds with two cache folders lock the same file for one tag (else both build and both tag)."""
+    from builder.image.bake import engine_lock
+
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    a, b = engine_lock("tag|m:abc", tmp_path / "cache-a"), engine_lock("tag|m:abc", tmp_path / "cache-b")
+    assert a.lock_file == b.lock_file and a.lock_file.startswith(str(tmp_path / "tmp" / "lmi-build-locks"))
+    assert engine_lock("tag|m:def", tmp_path / "cache-a").lock_file != a.lock_file
+    assert (tmp_path / "tmp" / "lmi-build-locks").stat().st_mode & 0o1777 == 0o1777
+    with a:  # usable
+        pass
+
+
+def test_the_tag_lock_falls_back_to_the_cache_where_the_shared_folder_cannot_be_made(tmp_path, monkeypatch):
+    from builder.image.bake import engine_lock
+
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    (tmp_path / "lmi-build-locks").write_text("a file where the folder would go")
+    (tmp_path / "cache").mkdir()
+    lock = engine_lock("tag|m:abc", tmp_path / "cache")
+    assert lock.lock_file.startswith(str(tmp_path / "cache"))
+    with lock:
+        pass
