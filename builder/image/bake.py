@@ -14,6 +14,7 @@ file digests come from a (path, size, mtime_ns, inode) table (``builder.assembly
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -87,24 +88,18 @@ def _diff_ids(client, image_id: str) -> list[str]:
 
 
 def engine_lock(name: str, cache_root: Path) -> FileLock:
-    """A lock for one name in the engine's namespace (a tag), shared by every build on this host whatever
-    its cache folder: the engine is the host's, and two builds with two caches (two CI jobs, two users'
-    caches) that both check, build and then tag would each record their own image with the tag naming
-    one of them. Under ``<tmp>/lmi-build-locks`` (sticky, world-writable, as /tmp itself); where that
-    folder cannot be used, the cache's own (serialising only builds that share the cache, as before)."""
+    """A lock for one name in the engine's namespace (a tag), shared by this user's builds whatever their
+    cache folder: two builds with two caches (two CI jobs) that both check, build and then tag would each
+    record their own image, the tag naming one of them. Under ``<tmp>/lmi-build-locks-<uid>`` (0700: no
+    other user can hold it and stall our builds); where that folder cannot be used, the cache's own
+    (serialising only builds that share the cache)."""
     key = hashlib.sha256(name.encode()).hexdigest()[:16]
-    shared = Path(tempfile.gettempdir()) / "lmi-build-locks"
+    shared = Path(tempfile.gettempdir()) / f"lmi-build-locks-{os.getuid()}"
     try:
-        if not shared.is_dir():
-            shared.mkdir(exist_ok=True)
-            shared.chmod(0o1777)  # mkdir's mode is masked by the umask
-        path = shared / f"{key}.lock"
-        if not path.exists():
-            path.touch(exist_ok=True)
-            path.chmod(0o666)  # another user's build takes the same lock
-        with open(path, "r+b"):  # a lock file made by someone else must be writable to us too
-            pass
-        return FileLock(str(path), mode=0o666)
+        shared.mkdir(mode=0o700, exist_ok=True)
+        if shared.is_symlink() or shared.stat().st_uid != os.getuid():
+            raise OSError(f"{shared} is not ours")  # someone else's folder: not a lock to trust
+        return FileLock(str(shared / f"{key}.lock"))
     except OSError:
         return FileLock(str(cache_root / f"{key}.lock"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import typing
 
 import pytest
@@ -65,9 +66,10 @@ def test_the_docker_assemblers_tag_lock_is_one_for_every_cache_on_the_host(tmp_p
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     a, b = engine_lock("tag|m:abc", tmp_path / "cache-a"), engine_lock("tag|m:abc", tmp_path / "cache-b")
-    assert a.lock_file == b.lock_file and a.lock_file.startswith(str(tmp_path / "tmp" / "lmi-build-locks"))
+    shared = tmp_path / "tmp" / f"lmi-build-locks-{os.getuid()}"
+    assert a.lock_file == b.lock_file and a.lock_file.startswith(str(shared))
     assert engine_lock("tag|m:def", tmp_path / "cache-a").lock_file != a.lock_file
-    assert (tmp_path / "tmp" / "lmi-build-locks").stat().st_mode & 0o1777 == 0o1777
+    assert shared.stat().st_mode & 0o777 == 0o700  # no other user can hold our builds' lock
     with a:  # usable
         pass
 
@@ -76,7 +78,7 @@ def test_the_tag_lock_falls_back_to_the_cache_where_the_shared_folder_cannot_be_
     from builder.image.bake import engine_lock
 
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
-    (tmp_path / "lmi-build-locks").write_text("a file where the folder would go")
+    (tmp_path / f"lmi-build-locks-{os.getuid()}").write_text("a file where the folder would go")
     (tmp_path / "cache").mkdir()
     lock = engine_lock("tag|m:abc", tmp_path / "cache")
     assert lock.lock_file.startswith(str(tmp_path / "cache"))
