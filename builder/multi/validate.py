@@ -21,21 +21,32 @@ GiB = 1 << 30
 
 def validate_multi(loaded: LoadedMulti, *, with_fit: bool = True, cache_dir: Path | None = None) -> list[Diagnostic]:
     """Loader diagnostics, each model's, then the together checks; ordered by position. Never raises."""
+    return check_multi(loaded, with_fit=with_fit, cache_dir=cache_dir)[0]
+
+
+def check_multi(loaded: LoadedMulti, *, with_fit: bool = True,
+                cache_dir: Path | None = None) -> tuple[list[Diagnostic], list | None]:
+    """The diagnostics, and when there is no error every model's plan (``builder.multi.layout.ModelPlan``)
+    with the resolution its validation made: the build resolves each model once."""
     diags = list(loaded.diagnostics)
     if loaded.recipe is None or has_errors(diags):
-        return _sorted(diags)
-    from builder.validation import validate_loaded
+        return _sorted(diags), None
+    from builder.multi.layout import ModelPlan
+    from builder.validation import check
 
     recipe = loaded.recipe
     diags += _unsupported(loaded)
     diags += _names(loaded)
     seen: set[tuple] = set()
-    views = []
+    views, plans = [], []
     for i, entry in enumerate(recipe.models):
         view = make_view(loaded, i)
         views.append(view)
-        for d in (validate_loaded(view, with_fit=with_fit, cache_dir=cache_dir) if view.recipe is not None
-                  else view.diagnostics):
+        model_diags, resolved = check(view, with_fit=with_fit, cache_dir=cache_dir) if view.recipe is not None \
+            else (view.diagnostics, None)
+        if resolved is not None:
+            plans.append(ModelPlan(entry.name, i, view, resolved))
+        for d in model_diags:
             path = back_path(d.path, i)
             own = path[:1] == ("models",)
             message = f"models[{i}] '{entry.name}': {d.message}" if own else d.message
@@ -44,9 +55,10 @@ def validate_multi(loaded: LoadedMulti, *, with_fit: bool = True, cache_dir: Pat
                 continue
             seen.add(key)
             diags.append(Diagnostic(d.rule, d.severity, message, d.location, path))
-    if not has_errors(diags):
-        diags += _budget(loaded, views, cache_dir if with_fit else None, with_fit)
-    return _sorted(diags)
+    if not has_errors(diags):  # no error: every model resolved
+        diags += _budget(loaded, views, [p.resolved for p in plans], cache_dir if with_fit else None, with_fit)
+    ok = not has_errors(diags) and len(plans) == len(recipe.models)
+    return _sorted(diags), plans if ok else None
 
 
 def validate_multi_path(path: str | Path, **kwargs) -> tuple[LoadedMulti, list[Diagnostic]]:
@@ -87,14 +99,10 @@ def _names(loaded: LoadedMulti) -> list[Diagnostic]:
     return out
 
 
-def _budget(loaded: LoadedMulti, views: list, cache_dir: Path | None, with_fit: bool) -> list[Diagnostic]:
-    from builder.lmi.resolve import resolve
-
+def _budget(loaded: LoadedMulti, views: list, resolved: list, cache_dir: Path | None,
+            with_fit: bool) -> list[Diagnostic]:
+    """``resolved``: every model's resolution, as its own validation made it."""
     out: list[Diagnostic] = []
-    try:
-        resolved = [resolve(v.recipe) for v in views]
-    except BuilderError as exc:
-        return [loaded.at(("models",), "resolve", str(exc))]
     instance = resolved[0].instance
     if instance.kind in ("gpu", "neuron"):
         # a model holds TP x PP devices (pipeline parallel stages each hold a TP group)

@@ -87,9 +87,8 @@ class ModelsInputs(Frozen):
 
 def resolve_models(ctx, inputs: ModelsInputs) -> ResolvedModels:
     from builder.multi.image import recipe_hash
-    from builder.multi.layout import plan_models
 
-    plans = plan_models(inputs.recipe.loaded)
+    plans = inputs.recipe.plans  # resolved once, by validation
     digest = recipe_hash(plans)
     return ResolvedModels(plans=plans, recipe_hash=digest, recipe_file=ctx.options.recipe,
                           details={"recipe_hash12": digest[:12]})

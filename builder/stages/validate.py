@@ -8,6 +8,7 @@ target, S3 artifacts of an unbaked model, a manifest format the target refuses) 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from builder.diagnostics import DiagnosticError, UsageError, has_errors
 from builder.lmi.resolve import Resolved
@@ -79,6 +80,7 @@ def check_targets(opts, recipe: Recipe) -> None:
 
 class ValidatedModels(StageResult):
     loaded: LoadedMulti  # a recipe with top-level models: (docs/multi-model.md)
+    plans: list[Any]  # builder.multi.layout.ModelPlan per model, with the resolution its validation made
 
     @property
     def recipe(self) -> MultiRecipe:
@@ -87,15 +89,17 @@ class ValidatedModels(StageResult):
 
 def validate_models(ctx, _: NoInputs) -> ValidatedModels:
     """Every model validated as its own single-model recipe, plus the device and memory budgets."""
-    from builder.multi.validate import validate_multi_path
+    from builder.multi.loader import load_multi
+    from builder.multi.validate import check_multi
 
     opts = ctx.options
     ctx.reporter.step(f"validate {opts.recipe} (multi-model)")
-    loaded, diags = validate_multi_path(opts.recipe, cache_dir=opts.cache_dir)
+    loaded = load_multi(opts.recipe)
+    diags, plans = check_multi(loaded, cache_dir=opts.cache_dir)
     for d in diags:
         if d.severity != "error":
             ctx.reporter.info(d.format())
-    if has_errors(diags) or loaded.recipe is None:
+    if has_errors(diags) or loaded.recipe is None or plans is None:
         raise DiagnosticError([d for d in diags if d.severity == "error"])
     check_push_target(opts, loaded.recipe)
-    return ValidatedModels(loaded=loaded, details={"warnings": sum(1 for d in diags if d.severity == "warning")})
+    return ValidatedModels(loaded=loaded, plans=plans, details={"warnings": sum(1 for d in diags if d.severity == "warning")})

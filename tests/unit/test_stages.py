@@ -121,3 +121,21 @@ def test_no_stage_imports_another_stage_module_for_more_than_its_result_types():
                     and node.module not in ("builder.stages.base", "builder.stages.runner"):
                 for alias in node.names:
                     assert alias.name[0].isupper(), f"{path.name} imports {node.module}.{alias.name}"
+
+
+@pytest.mark.parametrize("recipe, stages, models", [
+    (QUICKSTART, BUILD, 1), (ROOT / "recipes/examples/multi-model-quickstart.yaml", MULTI, 2)], ids=["single", "multi"])
+def test_the_recipe_is_resolved_once_per_model_and_handed_forward(recipe, stages, models, tmp_path, monkeypatch):
+    import builder.lmi.resolve as resolve_module
+    from builder.context import RunContext
+    from builder.options import BuildOptions
+
+    real, calls = resolve_module.resolve, []
+    monkeypatch.setattr(resolve_module, "resolve", lambda r, *a, **k: calls.append(r.name) or real(r, *a, **k))
+    ctx = RunContext.for_build(BuildOptions(recipe=recipe, cache_dir=tmp_path))
+    results: dict = {}
+    run_stages(ctx, stages[:2], BuildRecord(), results)  # validate, resolve
+    assert len(calls) == models
+    build = results["build"]
+    resolved = [p.resolved for p in build.plans] if models > 1 else [build.resolved]
+    assert all(r.recipe_hash for r in resolved)
