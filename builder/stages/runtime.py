@@ -7,7 +7,6 @@ handler) and, for registry assembly, pushed once to the target registry's host.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from builder.diagnostics import BuilderError
@@ -49,12 +48,12 @@ def base_for(ctx, family: str, *, hf: bool, published: str | None) -> RuntimeIma
     details: dict[str, Any] = {"ref": made.ref, "image_id": made.image_id, "djl_python": made.djl_python_version}
     base = made.image_id
     if opts.assembler == "registry" and opts.registry:
-        base = details["registry_base"] = into_registry(made, opts.registry, ctx.engine("runtime"), ctx.cache.dir)
+        base = details["registry_base"] = into_registry(ctx, made, opts.registry)
     return RuntimeImage(base_image=base, local_runtime=True, status="passed" if made.built else "cached",
                         details=details)
 
 
-def into_registry(made: Any, registry: str, client: Any, cache_dir: Path | None = None) -> str:
+def into_registry(ctx, made: Any, registry: str) -> str:
     """Registry assembly appends layers to a base that lives in a registry. The dev-cpu runtime is
     built locally, so it is pushed once to the target registry's host: under a lock per (registry,
     runtime image), and only when the registry does not already hold this image (HEAD first), so two
@@ -64,7 +63,6 @@ def into_registry(made: Any, registry: str, client: Any, cache_dir: Path | None 
 
     from filelock import FileLock
 
-    from builder import console
     from builder.credentials import credentials_for
     from builder.engine import PushError, push_tag, pushed_name
     from builder.paths import cache_dir as _cache_dir
@@ -88,14 +86,15 @@ def into_registry(made: Any, registry: str, client: Any, cache_dir: Path | None 
             return None
         return digest if config == made.image_id else None
 
-    locks = _cache_dir(cache_dir) / "runtime"
+    locks = _cache_dir(ctx.cache.dir) / "runtime"
     locks.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(f"{host}|{made.image_id}".encode()).hexdigest()[:16]
     with FileLock(str(locks / f"push-{key}.lock")):
         digest = present()
         if digest is not None:
-            console.info(f"  {repo}:{tag} already holds this runtime ({digest[:19]}): not pushed")
+            ctx.reporter.info(f"  {repo}:{tag} already holds this runtime ({digest[:19]}): not pushed")
             return f"{repo}@{digest}"
+        client = ctx.engine("runtime")
         auth = {"username": creds.username, "password": creds.password.get_secret_value()} if creds else None
         try:
             with pushed_name(client, made.image_id, repo, tag):  # only the local name made for the push

@@ -42,7 +42,7 @@ def validate(ctx, _: NoInputs) -> Validated:
     opts = ctx.options
     ctx.reporter.step(f"validate {opts.recipe}")
     loaded = load_recipe(opts.recipe)
-    diags, resolved = check(loaded, cache_dir=opts.cache_dir)
+    diags, resolved = check(loaded, cache_dir=ctx.cache.dir)
     for d in diags:
         if d.severity != "error":  # errors travel in the DiagnosticError; the CLI prints them once
             ctx.reporter.info(d.format())
@@ -95,7 +95,7 @@ def validate_models(ctx, _: NoInputs) -> ValidatedModels:
     opts = ctx.options
     ctx.reporter.step(f"validate {opts.recipe} (multi-model)")
     loaded = load_multi(opts.recipe)
-    diags, plans = check_multi(loaded, cache_dir=opts.cache_dir)
+    diags, plans = check_multi(loaded, cache_dir=ctx.cache.dir)
     for d in diags:
         if d.severity != "error":
             ctx.reporter.info(d.format())

@@ -1,7 +1,7 @@
 """Two builds at once (issue 15 item 9): `lmi-build build` processes of one recipe with one HOME and
 cache give one image id (the tag's lock in builder/image/bake.py; the second reuses the first), and
 registry-assembler builds to one registry push the dev-cpu runtime once, under a lock, never failing
-on the local name the other build is pushing (builder/pipeline.py _runtime_into_registry)."""
+on the local name the other build is pushing (builder/stages/runtime.py into_registry)."""
 
 from __future__ import annotations
 
