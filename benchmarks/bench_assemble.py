@@ -72,9 +72,9 @@ def _stored_bytes(root: Path) -> int:
 
 def _docker_base(host: str, workdir: Path) -> str:
     """A tiny base imported into the engine and pushed, shared by both assemblers."""
-    import docker
+    from builder.engine import docker_client
 
-    client = docker.from_env(timeout=900)
+    client = docker_client("bench", timeout=900)
     root = workdir / "rootfs"
     (root / "etc").mkdir(parents=True)
     (root / "etc" / "base-release").write_text("bench base\n")
@@ -93,7 +93,7 @@ def _docker_base(host: str, workdir: Path) -> str:
 
 
 def _docker_build_push(ctx: Path, model: Path, props: str, base: str, host: str, tag: str) -> tuple[float, int]:
-    import docker
+    from builder.engine import docker_client
 
     start = time.monotonic()
     (ctx / "serving.properties").write_text(props)
@@ -105,7 +105,7 @@ def _docker_build_push(ctx: Path, model: Path, props: str, base: str, host: str,
     ref = f"{host}/bench/docker:{tag}"
     subprocess.run(["docker", "build", "-q", "-t", ref, str(ctx)], check=True, capture_output=True,
                    env={**os.environ, "DOCKER_BUILDKIT": "0"})
-    client = docker.from_env(timeout=900)
+    client = docker_client("bench", timeout=900)
     pushed = 0
     for event in client.api.push(f"{host}/bench/docker", tag=tag, stream=True, decode=True):
         if "error" in event:
@@ -417,9 +417,9 @@ def _oras_available() -> bool:
 def _remove_images(host: str) -> None:
     """Remove only the images this run tagged under its own registry host."""
     try:
-        import docker
+        from builder.engine import docker_client
 
-        client = docker.from_env()
+        client = docker_client("bench")
         for image in client.images.list():
             refs = list(image.tags) + list(image.attrs.get("RepoDigests") or [])
             if any(r.startswith(f"{host}/bench/") for r in refs):

@@ -40,15 +40,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--work-dir", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    import docker
 
     from builder.assembly import AssemblyRequest
+    from builder.engine import docker_client
     from builder.image.bake import assemble
     from builder.lmi.resolve import resolve
     from builder.recipe.model import Recipe
     from builder.runtime.rootfs import ensure_rootfs_image
 
-    client = docker.from_env(timeout=900)
+    client = docker_client("bench", timeout=900)
     base = client.images.get(ensure_rootfs_image(client).ref).id
     work = Path(tempfile.mkdtemp(prefix="bench-build-", dir=args.work_dir))
     name = f"bench-build-{uuid.uuid4().hex[:8]}"

@@ -41,8 +41,9 @@ def _remove_quickstart_images() -> None:
     import docker
 
     from builder import labels as L
+    from builder.engine import docker_client
 
-    client = docker.from_env()
+    client = docker_client("bench")
     managed = client.images.list(filters={"label": [f"{L.MANAGED}=true"]})
     models = [i for i in managed if i.labels.get(L.RECIPE_NAME) == "quickstart" and i.labels.get(L.ROLE) == "model"]
     artifacts = [i for i in managed if i.labels.get(L.ROLE) == "artifacts"

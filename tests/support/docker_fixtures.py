@@ -135,7 +135,9 @@ def image_tags(client) -> set[str]:
 
 
 def remove_images_made_since(client, before: set[str], prefixes: tuple[str, ...]) -> None:
-    """Remove our (managed) images tagged since ``before`` with one of ``prefixes``; never anyone else's."""
+    """Remove our (managed) images tagged since ``before`` with one of ``prefixes``; never anyone else's.
+    An untagged model image whose recipe name is one of ``prefixes`` (a test's own unique name, e.g. the
+    loser of a tag race) goes too: it would otherwise pin its artifacts image for every later run."""
     from builder import labels as L
 
     for image in client.images.list(filters={"label": f"{L.MANAGED}=true"}):
@@ -145,3 +147,10 @@ def remove_images_made_since(client, before: set[str], prefixes: tuple[str, ...]
                     client.images.remove(tag)
                 except Exception:  # still used by another of this test's images; removed with it
                     pass
+    names = {p.rstrip(":") for p in prefixes}
+    for image in client.api.images(all=True, filters={"label": f"{L.MANAGED}=true", "dangling": True}):
+        if (image.get("Labels") or {}).get(L.RECIPE_NAME) in names:
+            try:
+                client.api.remove_image(image["Id"])
+            except Exception:  # already gone with a parent, or still in use
+                pass
