@@ -13,6 +13,7 @@ Writes benchmarks/results/cache_remote.json. Loopback figures: they show the pro
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -112,6 +113,7 @@ def _model_figures(tmp: Path, uri: str, files: int = 4, mib: int = 64) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="bench cache_remote", description=__doc__).parse_args(argv)  # --help, and no stray options
     sys.path.insert(0, str(ROOT))
     proc, url = _moto()
     env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",

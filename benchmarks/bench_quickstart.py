@@ -10,6 +10,7 @@ Figures come from the build records: stage seconds, bytes sent, container start 
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -56,6 +57,7 @@ def _remove_quickstart_images() -> None:
 
 
 def main(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="bench quickstart", description=__doc__).parse_args(argv)  # --help, and no stray options
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="lmi-bench-qs-") as tmp:
         t = Path(tmp)

@@ -8,6 +8,7 @@ rootfs and runtime images other engineers' tests use are never removed or replac
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import statistics
@@ -25,6 +26,10 @@ def _timed(fn):
 
 
 def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="bench runtime", description=__doc__)
+    ap.add_argument("--starts", type=int, default=5, help="container starts to time (default 5)")
+    ap.add_argument("--skip-rootfs-cold", action="store_true", help="skip the cold debootstrap + import row")
+    args = ap.parse_args(argv)
     import requests
 
     from builder import engine
@@ -34,13 +39,11 @@ def main(argv: list[str]) -> int:
     from builder.paths import cache_dir as _cache_dir
     from builder.runtime import devcpu, maven, rootfs
 
-    starts = 5
-    if "--starts" in " ".join(argv):
-        starts = int(next(a.split("=", 1)[1] for a in argv if a.startswith("--starts=")))
+    starts = args.starts
     client = engine.docker_client("bench")
     rows: list[tuple[str, float, str]] = []
 
-    if "--skip-rootfs-cold" not in argv:
+    if not args.skip_rootfs_cold:
         ref = "lmi-build/bench-rootfs:cold"
         labels = {L.MANAGED: "true", L.ROLE: "rootfs", f"{L.NS}.bench": "true"}
         secs, _ = _timed(lambda: rootfs._debootstrap_import(client, ref, labels, _cache_dir(None), rootfs.MIRROR))

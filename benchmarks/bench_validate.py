@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -33,6 +34,7 @@ def make_corpus(dest: Path, n: int = N) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="bench validate", description=__doc__).parse_args(argv)  # --help, and no stray options
     from builder.commands.validate import validate_one
 
     with tempfile.TemporaryDirectory() as tmp:
