@@ -52,6 +52,10 @@ def check_options(opts: BuildOptions) -> None:
         raise UsageError(f"--manifest-format {opts.manifest_format} needs --assembler registry "
                          "(docker push writes Docker v2 schema 2 manifests)")
     _check_targets(opts)
+    if opts.tags and opts.assembler == "registry":  # never dropped without a word
+        raise UsageError("--tag names local image tags, and --assembler registry makes no local image",
+                         hint="tag the registry image with publish.tags in the recipe (moved at --push), or build "
+                              "with the docker assembler")
     if opts.tags and opts.assembler == "docker":
         from builder.image.bake import check_tags
 

@@ -139,3 +139,14 @@ def test_the_recipe_is_resolved_once_per_model_and_handed_forward(recipe, stages
     build = results["build"]
     resolved = [p.resolved for p in build.plans] if models > 1 else [build.resolved]
     assert all(r.recipe_hash for r in resolved)
+
+
+def test_tag_with_the_registry_assembler_is_refused_not_ignored():
+    from builder.diagnostics import UsageError
+    from builder.options import BuildOptions, check_options
+
+    with pytest.raises(UsageError, match="--tag") as err:
+        check_options(BuildOptions(recipe=QUICKSTART, assembler="registry", registry="127.0.0.1:5000/x",
+                                   tags=["mine:1"]))
+    assert "publish.tags" in (err.value.hint or "")
+    check_options(BuildOptions(recipe=QUICKSTART, assembler="registry", registry="127.0.0.1:5000/x"))
