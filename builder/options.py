@@ -43,6 +43,15 @@ class BuildOptions(BaseModel):
     s3_prune: bool = False
 
 
+# docker-assembler options the registry assembler has no use for: said, not dropped quietly
+_DOCKER_ONLY = (
+    ("--pull", "pull", "the base's manifest is read from its registry on every build"),
+    ("--no-cache", "no_cache", "there is no build cache to bypass; only blobs the registry already holds (by digest) "
+                               "are skipped"),
+    ("--allow-unpinned-base", "allow_unpinned_base", "a registry base is pinned by the digest its registry answers"),
+)
+
+
 def check_options(opts: BuildOptions) -> None:
     """Single-model builds: option combinations that cannot work."""
     if opts.assembler == "registry" and not opts.registry:
@@ -56,6 +65,12 @@ def check_options(opts: BuildOptions) -> None:
         raise UsageError("--tag names local image tags, and --assembler registry makes no local image",
                          hint="tag the registry image with publish.tags in the recipe (moved at --push), or build "
                               "with the docker assembler")
+    if opts.assembler == "registry":
+        for flag, on, why in _DOCKER_ONLY:
+            if getattr(opts, on):
+                from builder import console
+
+                console.warn(f"{flag} has no effect with --assembler registry: {why}")
     if opts.tags and opts.assembler == "docker":
         from builder.image.bake import check_tags
 

@@ -150,3 +150,14 @@ def test_tag_with_the_registry_assembler_is_refused_not_ignored():
                                    tags=["mine:1"]))
     assert "publish.tags" in (err.value.hint or "")
     check_options(BuildOptions(recipe=QUICKSTART, assembler="registry", registry="127.0.0.1:5000/x"))
+
+
+def test_docker_only_options_with_the_registry_assembler_are_said(capsys):
+    from builder.options import BuildOptions, check_options
+
+    check_options(BuildOptions(recipe=QUICKSTART, assembler="registry", registry="127.0.0.1:5000/x", pull=True,
+                               no_cache=True))
+    err = capsys.readouterr().err
+    assert "--pull has no effect with --assembler registry" in err and "--no-cache has no effect" in err
+    check_options(BuildOptions(recipe=QUICKSTART, pull=True, no_cache=True))
+    assert "no effect" not in capsys.readouterr().err
