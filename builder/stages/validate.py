@@ -43,14 +43,20 @@ def validate(ctx, _: NoInputs) -> Validated:
     ctx.reporter.step(f"validate {opts.recipe}")
     loaded = load_recipe(opts.recipe)
     diags, resolved = check(loaded, cache_dir=ctx.cache.dir)
-    for d in diags:
-        if d.severity != "error":  # errors travel in the DiagnosticError; the CLI prints them once
-            ctx.reporter.info(d.format())
-    if has_errors(diags) or loaded.recipe is None or resolved is None:
-        raise DiagnosticError([d for d in diags if d.severity == "error"])
+    warnings = _report(ctx, diags, passed=loaded.recipe is not None and resolved is not None)
     check_targets(opts, loaded.recipe)
-    return Validated(loaded=loaded, resolved=resolved,
-                     details={"warnings": sum(1 for d in diags if d.severity == "warning")})
+    return Validated(loaded=loaded, resolved=resolved, details={"warnings": warnings})
+
+
+def _report(ctx, diags: list, *, passed: bool) -> int:
+    """Print the warnings and notes (errors travel in the DiagnosticError; the CLI prints them once); raise
+    when there is an error. Returns the number of warnings."""
+    for d in diags:
+        if d.severity != "error":
+            ctx.reporter.info(d.format())
+    if has_errors(diags) or not passed:
+        raise DiagnosticError([d for d in diags if d.severity == "error"])
+    return sum(1 for d in diags if d.severity == "warning")
 
 
 def check_push_target(opts, recipe) -> None:
@@ -96,10 +102,6 @@ def validate_models(ctx, _: NoInputs) -> ValidatedModels:
     ctx.reporter.step(f"validate {opts.recipe} (multi-model)")
     loaded = load_multi(opts.recipe)
     diags, plans = check_multi(loaded, cache_dir=ctx.cache.dir)
-    for d in diags:
-        if d.severity != "error":
-            ctx.reporter.info(d.format())
-    if has_errors(diags) or loaded.recipe is None or plans is None:
-        raise DiagnosticError([d for d in diags if d.severity == "error"])
+    warnings = _report(ctx, diags, passed=loaded.recipe is not None and plans is not None)
     check_push_target(opts, loaded.recipe)
-    return ValidatedModels(loaded=loaded, plans=plans, details={"warnings": sum(1 for d in diags if d.severity == "warning")})
+    return ValidatedModels(loaded=loaded, plans=plans, details={"warnings": warnings})
