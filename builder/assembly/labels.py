@@ -68,14 +68,21 @@ def _json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
+def smoke_document(resolved) -> dict[str, Any]:
+    """The recipe's smoke settings plus the deadlines LMI will use (the ``dev.lmi-builder.smoke`` label; the
+    build's smoke stage reads the same value typed, builder.smoke.image_info.describe)."""
+    props = resolved.properties
+    smoke = resolved.recipe.smoke.model_dump(mode="json")
+    smoke["model_loading_timeout"] = int(props.get("option.model_loading_timeout", 0) or 0)
+    smoke["predict_timeout"] = int(props.get("option.predict_timeout", 0) or 0)
+    return smoke
+
+
 def model_labels(resolved, *, base_ref: str, base_digest: str, model_digest: str | None,
                  compile_labels: dict[str, Any] | None, recipe_file: Path | None,
                  created: str | None, identity: ImageIdentity | None = None) -> dict[str, str]:
     recipe = resolved.recipe
-    props = resolved.properties
-    smoke = recipe.smoke.model_dump(mode="json")
-    smoke["model_loading_timeout"] = int(props.get("option.model_loading_timeout", 0) or 0)
-    smoke["predict_timeout"] = int(props.get("option.predict_timeout", 0) or 0)
+    smoke = smoke_document(resolved)
     out = {
         **provenance(recipe_file, created, resolved.recipe_hash),
         # the tag's 12 hex: the image inputs digest, or the recipe hash when none was computed

@@ -110,6 +110,24 @@ def _stream_not_applicable(recipe: dict[str, Any]) -> str | None:
     return None
 
 
+def describe(ref: str, image_id: str, resolved: Any) -> ImageInfo:
+    """What ``parse_labels`` reads from the labels the bake writes, taken from the build's own resolved value:
+    the build's smoke stage tests the image it just made without reading its data back from labels. A test
+    holds the two equal (tests/unit/test_image_info_models.py)."""
+    from builder.assembly.labels import smoke_document
+
+    settings = SmokeSettings.model_validate(smoke_document(resolved))
+    if not settings.model_loading_timeout:
+        value = resolved.properties.get("option.model_loading_timeout")
+        if value is not None and str(value).isdigit() and int(value) > 0:
+            settings = settings.model_copy(update={"model_loading_timeout": int(value)})
+    reason = _stream_not_applicable({"serving": {"properties": dict(resolved.properties)}})
+    if reason and not settings.stream_not_applicable:
+        settings = settings.model_copy(update={"stream_not_applicable": reason})
+    return ImageInfo(ref=ref, image_id=image_id, settings=settings, target_kind=resolved.instance.kind,
+                     devices=resolved.instance.devices, family=resolved.release.family)
+
+
 def inspect_image(client, ref: str) -> ImageInfo:
     """Inspect ``ref`` on the local engine; a located error when there is no such image."""
     import docker.errors

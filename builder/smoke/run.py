@@ -29,15 +29,16 @@ LOG_TAIL = 100
 def smoke_test(image: str, *, mode: SmokeMode = "auto", accelerators: AcceleratorsMode = "auto",
                log_dir: Path | None = None, docker_client=None, port: int | None = None,
                overrides: SmokeSettings | None = None, cache_dir: str | Path | None = None,
-               record: bool = True) -> SmokeResult:
-    """Smoke-test ``image`` (tag or id). Settings, target and family come from its labels.
+               record: bool = True, info: ImageInfo | None = None) -> SmokeResult:
+    """Smoke-test ``image`` (tag or id). Settings, target and family come from its labels (one reader,
+    builder.smoke.image_info), or from ``info`` when the caller made the image (the build's smoke stage).
 
     ``mode``: ``never`` skips; ``auto`` skips (never passes) when the target's accelerators are
     not available here; ``always`` fails then. The outcome goes to the smoke ledger by image id.
     """
     started = time.monotonic()
     client = docker_client or _default_client()
-    info = inspect_image(client, image)
+    info = info or inspect_image(client, image)  # the build passes what it made (image_info.describe)
     for w in info.warnings:
         console.warn(w)
     settings = info.settings.merged(overrides)

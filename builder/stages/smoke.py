@@ -48,6 +48,7 @@ def smoke(ctx, inputs: Inputs) -> Smoked:
         if previous is None:
             ledger.record(ledger.SmokeOutcome(image_id=image_id, status="skipped", reason=unavailable), ctx.cache.dir)
         return Smoked(outcome="skipped", status="skipped", reason=unavailable)
+    from builder.smoke.image_info import describe
     from builder.smoke.run import smoke_test
 
     pulled = None
@@ -58,8 +59,10 @@ def smoke(ctx, inputs: Inputs) -> Smoked:
         pulled = pull_for_smoke(image.reference, credentials=credentials_for(image.reference),
                                 docker=ctx.engine("smoke"))
     try:
+        # what the image is for comes from this build's resolved value, not read back from the labels
+        info = describe(image.reference, image_id, inputs.build.resolved)
         result = smoke_test(image.reference, mode=opts.smoke, accelerators=accelerators, log_dir=ctx.record_dir,
-                            cache_dir=ctx.cache.dir, docker_client=ctx.engine("smoke"))
+                            cache_dir=ctx.cache.dir, docker_client=ctx.engine("smoke"), info=info)
     finally:
         if pulled:
             from builder.registry import remove_pulled
