@@ -12,8 +12,9 @@ DESCRIPTION = (
     "Build the model-specific image a recipe describes. Stages: validate (rules + hardware fit), "
     "resolve (catalog defaults made explicit), fetch (model into the artifact cache), runtime (dev-cpu "
     "only), compile (TensorRT-LLM / Neuron AOT, when compile.enabled), bake (docker build or registry "
-    "assembly), smoke (run the image like an endpoint), publish (only with --push). Writes a JSON build "
-    "record; exits non-zero naming the stage that failed."
+    "assembly), smoke (run the image like an endpoint), publish (only with --push). A recipe with top-level "
+    "models: runs the same stages for every model, then mme (multi-model endpoint archives). Writes a JSON "
+    "build record; exits non-zero naming the stage that failed."
 )
 
 
@@ -30,10 +31,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "before compiling/fetching and uploaded after (default: $LMI_BUILD_CACHE_REMOTE)")
     g = p.add_argument_group("bake")
     g.add_argument("--base-image", help="runtime base image REF (pinned @sha256: or a local image id)")
-    g.add_argument("--allow-unpinned-base", action="store_true", help="accept a base that cannot be pinned by digest")
-    g.add_argument("--no-cache", action="store_true", help="rebuild every layer")
-    g.add_argument("--pull", action="store_true", help="pull the base even when present locally")
-    g.add_argument("--tag", dest="tags", action="append", default=[], help="extra tag (repeatable)")
+    g.add_argument("--allow-unpinned-base", action="store_true", help="accept a base that cannot be pinned by digest (docker assembler)")
+    g.add_argument("--no-cache", action="store_true", help="rebuild every layer (docker assembler)")
+    g.add_argument("--pull", action="store_true", help="pull the base even when present locally (docker assembler)")
+    g.add_argument("--tag", dest="tags", action="append", default=[], help="extra local tag (repeatable; docker assembler)")
     g.add_argument("--assembler", choices=["docker", "registry"], default="docker",
                    help="docker: build with the local engine (default); registry: assemble in --registry, no daemon")
     g.add_argument("--manifest-format", choices=["docker", "oci"], default="docker",
