@@ -119,8 +119,10 @@ def sdk_auth_config(config_dir: str | None = None, *, host: str = "", stage: str
         try:
             config = cls.load_config(None, dict(raw))
         except (ValueError, binascii.Error, docker.errors.InvalidConfigFile):  # decode_auth of some entry
-            raise BuilderError(f"{path}: the 'auth' entry for {_bad_auth_key(raw)} is not base64 user:password",
-                               stage=stage) from None
+            key = _bad_auth_key(raw)
+            raise BuilderError(f"{path}: the 'auth' entry for {key} is not base64 user:password", stage=stage,
+                               hint=f"log in again (docker login {key}), remove the entry, or point DOCKER_CONFIG "
+                                    "at another folder") from None
     config.context = (host, stage)
     return config
 

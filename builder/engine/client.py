@@ -26,6 +26,9 @@ def docker_client(stage: str, *, timeout: int = 600):
         client = _from_env(timeout)
         client.ping()
     except Exception as exc:  # the SDK raises several unrelated types here
+        # the SDK reads Docker's config.json while it makes the client: a broken auth entry surfaces here as a
+        # bare ValueError, which is the config's fault, not the engine's; say which file and which entry
+        sdk_auth_config(stage=stage)  # raises the located error when the config is what failed
         raise BuilderError(f"no Docker engine reachable: {exc}", stage=stage,
                            hint="start dockerd (bash scripts/bootstrap.sh) or set DOCKER_HOST") from None
     try:

@@ -210,3 +210,27 @@ def test_import_checks_every_answer_line():
         engine.import_image(_Client(bad), iter([b"tar"]), "r:t", changes=[], stage="runtime")
     with pytest.raises(BuilderError, match="docker import did not produce r:t"):
         engine.import_image(_Client(_ImportAPI("{}")), iter([b"tar"]), "r:t", changes=[], stage="runtime")
+
+
+def test_a_broken_docker_config_is_named_not_blamed_on_the_engine(tmp_path, monkeypatch):
+    """docker-py reads config.json while it makes the client; a bad auth entry raised a bare ValueError that
+    read as 'no Docker engine reachable: not enough values to unpack'."""
+    import pytest
+
+    from builder.diagnostics import BuilderError
+    from builder.engine import client as engine_client
+
+    (tmp_path / "config.json").write_text('{"auths": {"x.io": {"auth": "%%%"}}}')
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+
+    def sdk_fails(timeout):
+        raise ValueError("not enough values to unpack (expected 2, got 1)")
+
+    monkeypatch.setattr(engine_client, "_from_env", sdk_fails)
+    with pytest.raises(BuilderError) as err:
+        engine_client.docker_client("bake")
+    assert str(tmp_path / "config.json") in str(err.value) and "x.io" in str(err.value)
+    assert err.value.stage == "bake" and "docker login x.io" in (err.value.hint or "")
+    (tmp_path / "config.json").write_text("{}")  # a good config: the engine is what failed
+    with pytest.raises(BuilderError, match="no Docker engine reachable"):
+        engine_client.docker_client("bake")
