@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,26 +27,12 @@ STANDIN = ROOT / "tests" / "equipment" / "standin"
 
 
 def _moto() -> tuple[subprocess.Popen, str]:
-    import requests
+    from tests.support.registry_fixtures import MotoUnavailable, launch_moto_server
 
-    from tests.support.registry_fixtures import free_port
-
-    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    port = free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 20
-    while True:
-        try:
-            if requests.get(f"{url}/moto-api/", timeout=1).status_code == 200:
-                return proc, url
-        except requests.RequestException:
-            pass
-        if time.monotonic() > end or proc.poll() is not None:
-            proc.terminate()
-            raise SystemExit("moto_server did not start")
-        time.sleep(0.05)
+    try:
+        return launch_moto_server()
+    except MotoUnavailable as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _compile_figures(tmp: Path, uri: str) -> dict:

@@ -27,24 +27,12 @@ WRITES = ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipart
 
 
 def _moto() -> tuple[subprocess.Popen, str]:
-    import requests
+    from tests.support.registry_fixtures import MotoUnavailable, launch_moto_server
 
-    from builder.smoke.container import free_port
-
-    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    port = free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 20
-    while time.monotonic() < end:
-        try:
-            if requests.get(f"{url}/moto-api/", timeout=1).status_code == 200:
-                return proc, url
-        except requests.RequestException:
-            time.sleep(0.1)
-    proc.terminate()
-    raise SystemExit("moto_server did not start")
+    try:
+        return launch_moto_server()
+    except MotoUnavailable as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def main(argv: list[str]) -> int:

@@ -386,39 +386,15 @@ def ecr_mock(monkeypatch) -> Iterator[object]:
 def moto_ecr_server(monkeypatch) -> Iterator[str]:
     """``moto_server`` on 127.0.0.1 for cross-process tests (CLI in a child process); sets
     ``AWS_ENDPOINT_URL_ECR`` and fake credentials; yields the endpoint URL."""
-    exe = shutil.which("moto_server")
-    if not exe:
-        pytest.skip("moto_server not installed (pip install 'moto[server]')")
-    import requests
-
-    port = free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 20
+    proc, url = start_moto_server()
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"moto_server exited ({proc.returncode})")
-            try:
-                if requests.get(f"{url}/moto-api/", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > end:
-                pytest.fail("moto_server not ready after 20 s")
-            time.sleep(0.05)
         for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_DEFAULT_REGION": "us-west-2", "AWS_ENDPOINT_URL_ECR": url}.items():
             monkeypatch.setenv(key, value)
         monkeypatch.delenv("AWS_PROFILE", raising=False)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 # --- small labelled images -------------------------------------------------------------------
@@ -518,30 +494,59 @@ def isolated_docker_config(tmp_path, monkeypatch) -> Path:
 # --- moto S3 (server mode, HTTP on 127.0.0.1) --------------------------------------------------
 
 
-def start_moto_server() -> tuple[subprocess.Popen, str]:
-    """``moto_server`` on a free 127.0.0.1 port, ready (``/moto-api/`` answers) within 20 s."""
-    exe = shutil.which("moto_server")
-    if not exe:
-        pytest.skip("moto_server not installed (pip install 'moto[server,s3]')")
+class MotoUnavailable(RuntimeError):
+    """moto_server exited or did not answer in time."""
+
+
+class MotoNotInstalled(MotoUnavailable):
+    pass
+
+
+def launch_moto_server(ready_s: float = 20) -> tuple[subprocess.Popen, str]:
+    """``moto_server`` on a free 127.0.0.1 port, ready (``/moto-api/`` answers) within ``ready_s``; the tests'
+    fixtures and the benchmarks share it (a benchmark has no pytest to skip or fail with)."""
+    import sys
+
     import requests
 
+    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    if not Path(exe).exists():
+        raise MotoNotInstalled("moto_server not installed (pip install 'moto[server]')")
     port = free_port()
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 20
+    end = time.monotonic() + ready_s
     while True:
         if proc.poll() is not None:
-            pytest.fail(f"moto_server exited ({proc.returncode})")
+            raise MotoUnavailable(f"moto_server exited ({proc.returncode})")
         try:
             if requests.get(f"{url}/moto-api/", timeout=1).status_code == 200:
                 return proc, url
         except requests.RequestException:
             pass
         if time.monotonic() > end:
-            proc.terminate()
-            pytest.fail("moto_server not ready after 20 s")
+            stop_process(proc)
+            raise MotoUnavailable(f"moto_server not ready after {ready_s:g} s")
         time.sleep(0.05)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def start_moto_server() -> tuple[subprocess.Popen, str]:
+    """``launch_moto_server`` for a test: skipped when moto_server is not installed, failed when it will not start."""
+    try:
+        return launch_moto_server()
+    except MotoNotInstalled as exc:
+        pytest.skip(str(exc))
+    except MotoUnavailable as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -551,11 +556,7 @@ def moto_s3_endpoint() -> Iterator[str]:
     try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 class MotoS3:
