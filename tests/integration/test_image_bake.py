@@ -33,17 +33,6 @@ NASTY = 'q " \' \\ $HOME ${X} {{ 7*7 }} `id` RUN x'
 
 
 @pytest.fixture
-def made(docker_client):
-    refs: list[str] = []
-    yield refs
-    for ref in reversed(refs):
-        try:
-            docker_client.images.remove(ref)
-        except Exception:  # already gone, or still used by another of ours removed later
-            pass
-
-
-@pytest.fixture
 def base_id(docker_client, rootfs_image) -> str:
     return docker_client.images.get(rootfs_image).id
 

@@ -23,17 +23,6 @@ pytestmark = pytest.mark.docker
 MiB = 1 << 20
 
 
-@pytest.fixture
-def made(docker_client):
-    refs: list[str] = []
-    yield refs
-    for ref in reversed(refs):
-        try:
-            docker_client.images.remove(ref)
-        except Exception:  # already gone, or still used by another of ours removed later
-            pass
-
-
 def test_bake_groups_shards_to_fit_the_base(docker_client, rootfs_image, tmp_path: Path, made, monkeypatch):
     import builder.image.bake as bake_mod
 

@@ -87,6 +87,18 @@ def devcpu_runtime(docker_client, rootfs_image):
 
 
 @pytest.fixture
+def made(docker_client):
+    """A list a test appends the images it made to; they are removed afterwards, newest first."""
+    refs: list[str] = []
+    yield refs
+    for ref in reversed(refs):
+        try:
+            docker_client.images.remove(ref)
+        except Exception:  # already gone, or still used by another of ours removed later
+            pass
+
+
+@pytest.fixture
 def run_container(docker_client) -> Iterator[Callable]:
     started = []
 
