@@ -116,11 +116,7 @@ def describe(ref: str, image_id: str, resolved: Any) -> ImageInfo:
     holds the two equal (tests/unit/test_image_info_models.py)."""
     from builder.assembly.labels import smoke_document
 
-    settings = SmokeSettings.model_validate(smoke_document(resolved))
-    if not settings.model_loading_timeout:
-        value = resolved.properties.get("option.model_loading_timeout")
-        if value is not None and str(value).isdigit() and int(value) > 0:
-            settings = settings.model_copy(update={"model_loading_timeout": int(value)})
+    settings = SmokeSettings.model_validate(smoke_document(resolved))  # carries option.model_loading_timeout
     reason = _stream_not_applicable({"serving": {"properties": dict(resolved.properties)}})
     if reason and not settings.stream_not_applicable:
         settings = settings.model_copy(update={"stream_not_applicable": reason})

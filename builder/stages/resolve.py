@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.lmi.resolve import Resolved
+from builder.recipe import Recipe
 from builder.stages.base import Frozen, StageResult
 from builder.stages.validate import Validated, ValidatedModels
 
@@ -21,7 +22,7 @@ class ResolvedBuild(StageResult):
     recipe_file: Path
 
     @property
-    def recipe(self):
+    def recipe(self) -> Recipe:
         return self.resolved.recipe
 
     def into_record(self, record) -> None:
